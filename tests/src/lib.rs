@@ -1,0 +1,9 @@
+//! Test harness shared by the integration tests and the demo: the real
+//! Envoy binary, an echo upstream, a JWT issuer with real keys, and a raw
+//! HTTP client. Everything listens on 127.0.0.1 only.
+
+pub mod echo;
+pub mod envoy;
+pub mod frontend;
+pub mod http;
+pub mod jwt;
