@@ -11,10 +11,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 pub struct EchoServer {
     pub addr: SocketAddr,
+    served: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -47,21 +50,30 @@ impl EchoServer {
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (stop, mut stopped) = oneshot::channel::<()>();
+        let served = Arc::new(AtomicUsize::new(0));
+        let counter = served.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
                 loop {
                     tokio::select! {
                         _ = &mut stopped => break,
                         accepted = listener.accept() => {
                             let Ok((stream, _)) = accepted else { continue };
+                            let counter = counter.clone();
                             tokio::spawn(async move {
+                                let service = hyper::service::service_fn(move |request| {
+                                    counter.fetch_add(1, Ordering::SeqCst);
+                                    echo(request)
+                                });
                                 let _ = auto::Builder::new(TokioExecutor::new())
-                                    .serve_connection(TokioIo::new(stream), hyper::service::service_fn(echo))
+                                    .serve_connection(TokioIo::new(stream), service)
                                     .await;
                             });
                         }
@@ -71,9 +83,15 @@ impl EchoServer {
         });
         Ok(EchoServer {
             addr,
+            served,
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+
+    /// How many requests reached this upstream.
+    pub fn requests_served(&self) -> usize {
+        self.served.load(Ordering::SeqCst)
     }
 }
 

@@ -26,6 +26,9 @@ impl Frontend<'_> {
             "require_expiration": true,
             "local_jwks": {"inline_string": self.jwks},
             "payload_in_metadata": "jwt_payload",
+            // Only `Authorization: Bearer`: never a token from the query
+            // string (jwt_authn's default also reads `?access_token=`).
+            "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
         });
         let mut plugin = json!({
             "name": "jwt_scopes",
@@ -45,6 +48,9 @@ impl Frontend<'_> {
         let hcm = json!({
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             "stat_prefix": "ingress",
+            // Room for a token with 10,000 scopes, so that it reaches the filter.
+            "common_http_protocol_options": {"max_headers_count": 200},
+            "max_request_headers_kb": 256,
             "early_header_mutation_extensions": [{
                 "name": "envoy.http.early_header_mutation.header_mutation",
                 "typed_config": {

@@ -76,3 +76,55 @@ pub fn payload_of(token: &str) -> Value {
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or(Value::Null)
 }
+
+/// Base64url without padding, as JWS uses.
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl Issuer {
+    /// A token with an exact header and payload text (duplicate keys, odd
+    /// header parameters), signed with the issuer's trusted key for `alg`.
+    pub fn raw_token(&self, alg: Alg, header: &str, payload: &str) -> String {
+        let signing_input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+        let signature = match alg {
+            Alg::RS256 => sign_rs256(
+                &self.rs256.to_der().expect("RSA key to DER"),
+                signing_input.as_bytes(),
+            ),
+            Alg::ES256 => sign_es256(&self.es256.to_bytes(), signing_input.as_bytes()),
+        };
+        format!("{signing_input}.{}", b64(&signature))
+    }
+
+    /// The RS256 public key in PEM, as an attacker would find it.
+    pub fn rs256_public_pem(&self) -> String {
+        self.rs256.public_key().to_pem().expect("PEM")
+    }
+
+    /// The RS256 public key as a JWK (JSON text).
+    pub fn rs256_public_jwk(&self) -> String {
+        self.rs256.public_key().to_jwk()
+    }
+}
+
+/// Why not jwt-simple: it signs claims it serialises itself, with the
+/// headers it chooses; attack tests need exact bytes.
+fn sign_rs256(der: &[u8], message: &[u8]) -> Vec<u8> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    let key = rsa::RsaPrivateKey::from_pkcs1_der(der)
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs8_der(der))
+        .expect("RSA private key DER");
+    rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha256>::new(key)
+        .sign(message)
+        .to_vec()
+}
+
+fn sign_es256(scalar: &[u8], message: &[u8]) -> Vec<u8> {
+    use p256::ecdsa::signature::Signer;
+    let key = p256::ecdsa::SigningKey::from_slice(scalar).expect("P-256 scalar");
+    let signature: p256::ecdsa::Signature = key.sign(message);
+    signature.to_bytes().to_vec()
+}

@@ -4,6 +4,7 @@
 
 pub mod echo;
 pub mod envoy;
+pub mod fixture;
 pub mod frontend;
 pub mod http;
 pub mod jwt;
