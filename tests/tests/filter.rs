@@ -110,6 +110,18 @@ fn spoofed_identity_headers_never_reach_the_upstream() {
         pairs(&[("x-jwt-subject", "alice"), ("x-jwt-scope-read", "true")])
     );
 
+    // Identity headers nominated as hop-by-hop in `Connection:` are still
+    // the filter's: a client cannot make Envoy drop them after the filter.
+    let seen = setup.upstream_headers(
+        Request::get("/api")
+            .bearer(&token)
+            .header("connection", "x-jwt-subject, x-jwt-scope-read"),
+    );
+    assert_eq!(
+        identity(&seen),
+        pairs(&[("x-jwt-subject", "alice"), ("x-jwt-scope-read", "true")])
+    );
+
     // A client-forged SigV4 Authorization with no bearer token is removed too.
     let seen = setup.upstream_headers(Request::get("/optional/x").header(
         "authorization",

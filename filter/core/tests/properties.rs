@@ -1,4 +1,5 @@
 //! Properties of the claims-to-headers logic over arbitrary tokens.
+#![allow(clippy::unwrap_used)]
 
 use jwt_scopes_core::config::{ClaimTarget, JWT_AUTHN_NAMESPACE};
 use jwt_scopes_core::names::{is_lowercase_header_name, push_scope_suffix, ScopeEncoding};
