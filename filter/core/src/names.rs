@@ -178,6 +178,20 @@ mod tests {
     }
 
     #[test]
+    fn readme_examples() {
+        for (scope, header) in [
+            ("orders.read", "x-jwt-scope-orders.read"),
+            ("Orders.ReadWrite", "x-jwt-scope-^orders.^read^write"),
+            ("orders/read", "x-jwt-scope-orders%2fread"),
+            ("read:orders", "x-jwt-scope-read%3aorders"),
+            ("api://orders/read", "x-jwt-scope-api%3a%2f%2forders%2fread"),
+            ("Zoë", "x-jwt-scope-^zo%c3%ab"),
+        ] {
+            assert_eq!(name(scope).as_deref(), Some(header), "{scope}");
+        }
+    }
+
+    #[test]
     fn drop_mode_keeps_only_verbatim() {
         let drop = |s: &str| scope_header_name("p-", s, ScopeEncoding::Drop);
         assert_eq!(drop("test.all").as_deref(), Some("p-test.all"));
