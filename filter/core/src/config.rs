@@ -27,6 +27,7 @@ pub const ALWAYS_STRIPPED_PREFIXES: [&str; 3] = ["x-jwt-", "x-amz-", "x-amzn-lat
 const RESERVED_OUTPUT_PREFIXES: [&str; 4] = ["x-amz", "x-envoy-", "x-forwarded-", "x-request-id"];
 
 /// What to do when a token has more scopes than `max_scopes`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TooManyScopes {
@@ -38,6 +39,7 @@ pub enum TooManyScopes {
 }
 
 /// The configuration as written (JSON). Every field is optional.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
@@ -77,6 +79,7 @@ impl Default for RawConfig {
 }
 
 /// One extra claim-to-header mapping, as written.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClaimMapping {

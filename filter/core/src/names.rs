@@ -22,6 +22,7 @@
 use std::fmt::Write as _;
 
 /// How scopes outside the verbatim alphabet are handled.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeEncoding {

@@ -1,0 +1,24 @@
+//! Writing results: all or nothing. A file is replaced atomically (written
+//! beside it, then renamed), so a failure never leaves half a config.
+
+use std::io::Write;
+use std::path::Path;
+
+pub fn write_atomic(path: &Path, contents: &str) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
+        format!(
+            "{}: cannot create a file in {}: {e}",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    file.write_all(contents.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.persist(path)
+        .map_err(|e| format!("{}: {}", path.display(), e.error))?;
+    Ok(())
+}
