@@ -128,9 +128,7 @@ fn located<T: Clone>(
 
 /// Applies the overrides to the spec and checks everything.
 pub fn resolve(spec: Spec, flags: &Overrides) -> Result<Frontend, Vec<Problem>> {
-    let mut c = Checker {
-        problems: Vec::new(),
-    };
+    let mut c = Checker { problems: Vec::new() };
 
     let listen = located(spec.listen.as_ref(), flags.listen.clone(), "--listen")
         .unwrap_or_else(|| Located::default("0.0.0.0:8080".into()));
@@ -142,11 +140,7 @@ pub fn resolve(spec: Spec, flags: &Overrides) -> Result<Frontend, Vec<Problem>> 
         .unwrap_or_else(|| Located::default("127.0.0.1:9901".into()));
     let admin_addr = socket_address(&mut c, "admin", &admin, true);
     if let Some(addr) = &admin_addr {
-        if !addr
-            .address
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-        {
+        if !addr.address.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
             c.problem(&admin.origin, "admin", "must be a loopback address (127.0.0.1 or ::1): the admin interface can stop Envoy and dump its configuration");
         }
     }
@@ -175,11 +169,7 @@ pub fn resolve(spec: Spec, flags: &Overrides) -> Result<Frontend, Vec<Problem>> 
     let domain = located(spec.domain.as_ref(), flags.domain.clone(), "--domain");
     if let Some(d) = &domain {
         if !is_dns_name(&d.value) {
-            c.problem(
-                &d.origin,
-                "domain",
-                format!("`{}` is not a DNS name", d.value),
-            );
+            c.problem(&d.origin, "domain", format!("`{}` is not a DNS name", d.value));
         }
     }
 
@@ -194,12 +184,8 @@ pub fn resolve(spec: Spec, flags: &Overrides) -> Result<Frontend, Vec<Problem>> 
     }
 
     let lattice = spec.lattice.unwrap_or_default();
-    let lattice_ca = located(
-        lattice.ca.as_ref(),
-        flags.lattice_ca.clone(),
-        "--lattice-ca",
-    )
-    .unwrap_or_else(|| Located::default(SYSTEM_CA_BUNDLE.into()));
+    let lattice_ca = located(lattice.ca.as_ref(), flags.lattice_ca.clone(), "--lattice-ca")
+        .unwrap_or_else(|| Located::default(SYSTEM_CA_BUNDLE.into()));
     check_path(&mut c, "lattice.ca", &lattice_ca);
     let jwks_ca = located(spec.jwks_ca.as_ref(), flags.jwks_ca.clone(), "--jwks-ca")
         .unwrap_or_else(|| Located::default(SYSTEM_CA_BUNDLE.into()));
@@ -213,10 +199,7 @@ pub fn resolve(spec: Spec, flags: &Overrides) -> Result<Frontend, Vec<Problem>> 
 
     let tls = spec.tls.map(|t| {
         let origin: Located<_> = t.into();
-        for (field, path) in [
-            ("tls.cert", &origin.value.cert),
-            ("tls.key", &origin.value.key),
-        ] {
+        for (field, path) in [("tls.cert", &origin.value.cert), ("tls.key", &origin.value.key)] {
             if path.is_empty() {
                 c.problem(&origin.origin, field, "must not be empty");
             }
@@ -255,10 +238,7 @@ pub fn resolve(spec: Spec, flags: &Overrides) -> Result<Frontend, Vec<Problem>> 
         None => services.first().cloned(),
     };
 
-    let oauth_spec = spec
-        .oauth
-        .as_ref()
-        .map(|o| Located::<bool>::from(o.clone()));
+    let oauth_spec = spec.oauth.as_ref().map(|o| Located::<bool>::from(o.clone()));
     let oauth = if flags.no_oauth {
         false
     } else {
@@ -297,8 +277,7 @@ pub fn resolve(spec: Spec, flags: &Overrides) -> Result<Frontend, Vec<Problem>> 
     if !c.problems.is_empty() {
         return Err(c.problems);
     }
-    let (Some(listen), Some(admin), Some(default_service)) = (listen, admin_addr, default_service)
-    else {
+    let (Some(listen), Some(admin), Some(default_service)) = (listen, admin_addr, default_service) else {
         return Err(vec![Problem {
             origin: Origin::Default,
             field: String::new(),
@@ -338,11 +317,9 @@ fn is_region(s: &str) -> bool {
         && parts
             .last()
             .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
 }
 
 /// An RFC 1123 host name (letters, digits, hyphens; dots between labels).
@@ -354,27 +331,17 @@ pub fn is_dns_name(s: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
-fn socket_address(
-    c: &mut Checker,
-    field: &str,
-    value: &Located<String>,
-    ip_only: bool,
-) -> Option<SocketAddress> {
+fn socket_address(c: &mut Checker, field: &str, value: &Located<String>, ip_only: bool) -> Option<SocketAddress> {
     let parsed = host_port(c, field, value)?;
     if ip_only && parsed.address.parse::<IpAddr>().is_err() {
         c.problem(
             &value.origin,
             field,
-            format!(
-                "`{}` must be an IP address and port, like 0.0.0.0:8080",
-                value.value
-            ),
+            format!("`{}` must be an IP address and port, like 0.0.0.0:8080", value.value),
         );
         return None;
     }
@@ -396,11 +363,7 @@ fn host_port(c: &mut Checker, field: &str, value: &Located<String>) -> Option<So
         return None;
     };
     let Ok(port) = port.parse::<u16>() else {
-        c.problem(
-            &value.origin,
-            field,
-            format!("`{port}` is not a port number (0-65535)"),
-        );
+        c.problem(&value.origin, field, format!("`{port}` is not a port number (0-65535)"));
         return None;
     };
     if host.parse::<IpAddr>().is_err() && !is_dns_name(&host) {
@@ -411,11 +374,17 @@ fn host_port(c: &mut Checker, field: &str, value: &Located<String>) -> Option<So
         );
         return None;
     }
-    Some(SocketAddress {
-        address: host,
-        port,
-    })
+    Some(SocketAddress { address: host, port })
 }
+
+/// A service while flags are applied: name, host, path, and the field
+/// (`services[1]` or `--service[0]`) that problems name.
+type ServiceEntry = (
+    Located<String>,
+    Option<Located<String>>,
+    Option<Located<String>>,
+    String,
+);
 
 fn services(
     c: &mut Checker,
@@ -425,36 +394,18 @@ fn services(
     endpoint: Option<&SocketAddress>,
     ca: &str,
 ) -> Vec<Service> {
-    // (name, host, path, origin, field prefix)
-    let mut entries: Vec<(
-        Located<String>,
-        Option<Located<String>>,
-        Option<Located<String>>,
-        String,
-    )> = Vec::new();
+    let mut entries: Vec<ServiceEntry> = Vec::new();
     if !flags.services.is_empty() {
         for (i, s) in flags.services.iter().enumerate() {
             let (name, host) = match s.split_once('=') {
-                Some((n, h)) => (
-                    n.to_string(),
-                    Some(Located::flag(h.to_string(), "--service")),
-                ),
+                Some((n, h)) => (n.to_string(), Some(Located::flag(h.to_string(), "--service"))),
                 None => (s.clone(), None),
             };
-            entries.push((
-                Located::flag(name, "--service"),
-                host,
-                None,
-                format!("--service[{i}]"),
-            ));
+            entries.push((Located::flag(name, "--service"), host, None, format!("--service[{i}]")));
         }
     } else if let Some(list) = spec {
         if list.is_empty() {
-            c.problem(
-                &Origin::Default,
-                "services",
-                "must name at least one service",
-            );
+            c.problem(&Origin::Default, "services", "must name at least one service");
         }
         for (i, item) in list.into_iter().enumerate() {
             let s = item.value;
@@ -467,12 +418,7 @@ fn services(
         }
     } else {
         for name in DEFAULT_SERVICES {
-            entries.push((
-                Located::default(name.to_string()),
-                None,
-                None,
-                "services".into(),
-            ));
+            entries.push((Located::default(name.to_string()), None, None, "services".into()));
         }
     }
 
@@ -522,10 +468,7 @@ fn services(
                 c.problem(
                     &name.origin,
                     format!("{field}.host"),
-                    format!(
-                        "service `{}` has no host: give `host` or a `domain`",
-                        name.value
-                    ),
+                    format!("service `{}` has no host: give `host` or a `domain`", name.value),
                 );
                 continue;
             }
@@ -537,19 +480,25 @@ fn services(
                 format!("`{host}` is also the host of service `{other}`"),
             );
         }
-        let path_value = match path {
-            Some(p) => {
-                if !is_route_prefix(&p.value) {
-                    c.problem(&p.origin, format!("{field}.path"), format!("`{}` is not a path prefix like /orders (segments of letters, digits, `-._~`; no trailing slash)", p.value));
-                    continue;
-                }
-                p.value
-            }
-            None => format!("/{}", name.value),
-        };
+        let path = path.unwrap_or_else(|| Located {
+            value: format!("/{}", name.value),
+            origin: name.origin.clone(),
+        });
+        if !is_route_prefix(&path.value) {
+            c.problem(
+                &path.origin,
+                format!("{field}.path"),
+                format!(
+                    "`{}` is not a path prefix like /orders (segments of letters, digits, `-._~`; no trailing slash)",
+                    path.value
+                ),
+            );
+            continue;
+        }
+        let path_value = path.value;
         if let Some(other) = seen_paths.insert(path_value.clone(), name.value.clone()) {
             c.problem(
-                &name.origin,
+                &path.origin,
                 format!("{field}.path"),
                 format!("`{path_value}` is also the path of service `{other}`"),
             );
@@ -576,13 +525,11 @@ fn is_route_prefix(p: &str) -> bool {
     p.len() > 1
         && p.starts_with('/')
         && !p.ends_with('/')
-        && p[1..].split('/').all(|seg| {
+        && p.get(1..).unwrap_or_default().split('/').all(|seg| {
             !seg.is_empty()
                 && seg != "."
                 && seg != ".."
-                && seg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
         })
 }
 
@@ -600,20 +547,38 @@ fn https_url(c: &mut Checker, field: &str, value: &Located<String>) -> Option<ur
             c.problem(
                 &value.origin,
                 field,
-                format!(
-                    "`{}` must be an https URL with a host and no credentials",
-                    value.value
-                ),
+                format!("`{}` must be an https URL with a host and no credentials", value.value),
             );
             None
         }
         Err(e) => {
-            c.problem(
-                &value.origin,
-                field,
-                format!("`{}` is not a URL: {e}", value.value),
-            );
+            c.problem(&value.origin, field, format!("`{}` is not a URL: {e}", value.value));
             None
+        }
+    }
+}
+
+/// One issuer while flags are applied.
+struct IssuerEntry {
+    name: Located<String>,
+    issuer: Option<Located<String>>,
+    jwks_uri: Option<Located<String>>,
+    audiences: Located<Vec<Located<String>>>,
+    cache_seconds: u32,
+}
+
+impl From<IssuerSpec> for IssuerEntry {
+    fn from(i: IssuerSpec) -> Self {
+        let audiences: Located<Vec<serde_saphyr::Spanned<String>>> = i.audiences.into();
+        IssuerEntry {
+            name: i.name.into(),
+            issuer: Some(i.issuer.into()),
+            jwks_uri: Some(i.jwks_uri.into()),
+            audiences: Located {
+                value: audiences.value.into_iter().map(Into::into).collect(),
+                origin: audiences.origin,
+            },
+            cache_seconds: i.jwks_cache_seconds.unwrap_or(600),
         }
     }
 }
@@ -624,54 +589,41 @@ fn issuers(
     flags: &Overrides,
     ca: &str,
 ) -> Vec<Provider> {
-    let mut list: Vec<IssuerSpec> = spec
-        .unwrap_or_default()
-        .into_iter()
-        .map(|s| s.value)
-        .collect();
+    let mut entries: Vec<IssuerEntry> = spec.unwrap_or_default().into_iter().map(|s| s.value.into()).collect();
     let flagged = flags.issuer.is_some() || flags.jwks_uri.is_some() || !flags.audiences.is_empty();
-    // (name, issuer, jwks, audiences, cache)
-    type Entry = (
-        Located<String>,
-        Option<Located<String>>,
-        Option<Located<String>>,
-        Vec<Located<String>>,
-        u32,
-    );
-    let mut entries: Vec<Entry> = list
-        .drain(..)
-        .map(|i| {
-            (
-                i.name.into(),
-                Some(i.issuer.into()),
-                Some(i.jwks_uri.into()),
-                i.audiences.into_iter().map(Into::into).collect(),
-                i.jwks_cache_seconds.unwrap_or(600),
-            )
-        })
-        .collect();
     if flagged {
         match entries.len() {
-            0 => entries.push((Located::default("jwt".into()), None, None, Vec::new(), 600)),
+            0 => entries.push(IssuerEntry {
+                name: Located::default("jwt".into()),
+                issuer: None,
+                jwks_uri: None,
+                audiences: Located::flag(Vec::new(), "--audience"),
+                cache_seconds: 600,
+            }),
             1 => {}
             _ => {
-                c.problem(&Origin::Flag("--issuer"), "--issuer", "--issuer, --jwks-uri and --audience cannot override a spec with several issuers");
+                c.problem(
+                    &Origin::Flag("--issuer"),
+                    "--issuer",
+                    "--issuer, --jwks-uri and --audience cannot override a spec with several issuers",
+                );
                 return Vec::new();
             }
         }
         if let Some(entry) = entries.first_mut() {
             if let Some(i) = &flags.issuer {
-                entry.1 = Some(Located::flag(i.clone(), "--issuer"));
+                entry.issuer = Some(Located::flag(i.clone(), "--issuer"));
             }
             if let Some(j) = &flags.jwks_uri {
-                entry.2 = Some(Located::flag(j.clone(), "--jwks-uri"));
+                entry.jwks_uri = Some(Located::flag(j.clone(), "--jwks-uri"));
             }
             if !flags.audiences.is_empty() {
-                entry.3 = flags
+                let list = flags
                     .audiences
                     .iter()
                     .map(|a| Located::flag(a.clone(), "--audience"))
                     .collect();
+                entry.audiences = Located::flag(list, "--audience");
             }
         }
     }
@@ -680,8 +632,15 @@ fn issuers(
         return Vec::new();
     }
     let mut out: Vec<Provider> = Vec::new();
-    for (i, (name, issuer, jwks, audiences, cache)) in entries.into_iter().enumerate() {
+    for (i, entry) in entries.into_iter().enumerate() {
         let field = format!("issuers[{i}]");
+        let IssuerEntry {
+            name,
+            issuer,
+            jwks_uri,
+            audiences,
+            cache_seconds,
+        } = entry;
         if name.value.is_empty()
             || !name
                 .value
@@ -714,26 +673,22 @@ fn issuers(
             );
             continue;
         };
-        let Some(jwks) = jwks else {
-            c.problem(
-                &Origin::Flag("--jwks-uri"),
-                "--jwks-uri",
-                "is required with --issuer",
-            );
+        let Some(jwks_uri) = jwks_uri else {
+            c.problem(&Origin::Flag("--jwks-uri"), "--jwks-uri", "is required with --issuer");
             continue;
         };
         let issuer_ok = https_url(c, &format!("{field}.issuer"), &issuer).is_some();
-        let jwks_url = https_url(c, &format!("{field}.jwks_uri"), &jwks);
-        if audiences.is_empty() {
-            c.problem(&issuer.origin, format!("{field}.audiences"), "at least one audience is required (an empty list would accept tokens minted for any API)");
+        let jwks_url = https_url(c, &format!("{field}.jwks_uri"), &jwks_uri);
+        if audiences.value.is_empty() {
+            c.problem(
+                &audiences.origin,
+                format!("{field}.audiences"),
+                "at least one audience is required (an empty list would accept tokens minted for any API)",
+            );
         }
-        for (j, a) in audiences.iter().enumerate() {
+        for (j, a) in audiences.value.iter().enumerate() {
             if a.value.trim().is_empty() {
-                c.problem(
-                    &a.origin,
-                    format!("{field}.audiences[{j}]"),
-                    "must not be empty",
-                );
+                c.problem(&a.origin, format!("{field}.audiences[{j}]"), "must not be empty");
             }
         }
         if let (true, Some(url)) = (issuer_ok, jwks_url) {
@@ -750,20 +705,16 @@ fn issuers(
                 },
                 name: name.value,
                 issuer: issuer.value,
-                audiences: audiences.into_iter().map(|a| a.value).collect(),
+                audiences: audiences.value.into_iter().map(|a| a.value).collect(),
                 jwks_uri: url.to_string(),
-                cache_seconds: cache,
+                cache_seconds,
             });
         }
     }
     out
 }
 
-fn filter_config(
-    c: &mut Checker,
-    spec: Option<serde_saphyr::Spanned<RawConfig>>,
-    providers: &[Provider],
-) -> String {
+fn filter_config(c: &mut Checker, spec: Option<serde_saphyr::Spanned<RawConfig>>, providers: &[Provider]) -> String {
     let (mut raw, origin) = match spec {
         Some(s) => {
             let l: Located<RawConfig> = s.into();

@@ -28,7 +28,7 @@ struct Cli {
 enum Command {
     /// Render the frontend Envoy bootstrap: jwt_authn, the jwt_scopes filter,
     /// SigV4 signing and one route per Lattice service.
-    Frontend(FrontendArgs),
+    Frontend(Box<FrontendArgs>),
     /// Check a rendered configuration with the real Envoy (`envoy --mode validate`).
     Validate(ValidateArgs),
     /// Print the JSON Schema of the spec file (for editor completion).
@@ -103,7 +103,7 @@ struct ValidateArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Frontend(args) => run_frontend(args),
+        Command::Frontend(args) => run_frontend(*args),
         Command::Validate(args) => validate::run(&args.file, args.envoy.as_deref()),
         Command::Schema { output } => {
             let text = format!("{:#}\n", spec::schema());
@@ -132,16 +132,12 @@ fn emit(output: Option<&Path>, text: &str) -> Result<(), String> {
 fn run_frontend(args: FrontendArgs) -> Result<(), String> {
     let (spec, source) = match &args.spec {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("error: {}: {e}\n", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|e| format!("error: {}: {e}\n", path.display()))?;
             let parsed = spec::parse(&text).map_err(|e| {
                 let problem = Problem {
                     origin: e
                         .line
-                        .map_or(Origin::Default, |(line, column)| Origin::File {
-                            line,
-                            column,
-                        }),
+                        .map_or(Origin::Default, |(line, column)| Origin::File { line, column }),
                     field: String::new(),
                     message: e.message,
                 };
@@ -167,12 +163,8 @@ fn run_frontend(args: FrontendArgs) -> Result<(), String> {
         jwks_ca: args.jwks_ca,
         credentials: args.credentials,
     };
-    let model = frontend::resolve(spec, &overrides).map_err(|problems| {
-        report(
-            &problems,
-            source.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
-        )
-    })?;
+    let model = frontend::resolve(spec, &overrides)
+        .map_err(|problems| report(&problems, source.as_ref().map(|(p, t)| (p.as_path(), t.as_str()))))?;
     let text = render::frontend(&model).map_err(|e| format!("error: {e}\n"))?;
     emit(args.output.as_deref(), &text)
 }
@@ -189,10 +181,11 @@ fn report(problems: &[Problem], source: Option<(&Path, &str)>) -> String {
     });
     let mut out = String::new();
     for p in sorted {
-        let field = if p.field.is_empty() {
-            String::new()
-        } else {
-            format!("{}: ", p.field)
+        // A flag's problem is named by the flag, not by the spec field.
+        let field = match (&p.origin, p.field.is_empty()) {
+            (Origin::Flag(flag), _) => format!("{flag}: "),
+            (_, true) => String::new(),
+            (_, false) => format!("{}: ", p.field),
         };
         match (&p.origin, source) {
             (Origin::File { line, column }, Some((path, text))) => {
@@ -211,6 +204,9 @@ fn report(problems: &[Problem], source: Option<(&Path, &str)>) -> String {
                         col = *column as usize
                     ));
                 }
+            }
+            (Origin::Default, Some((path, _))) => {
+                out.push_str(&format!("error: {}: {field}{}\n", path.display(), p.message))
             }
             _ => out.push_str(&format!("error: {field}{}\n", p.message)),
         }

@@ -9,13 +9,8 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), String> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
-        format!(
-            "{}: cannot create a file in {}: {e}",
-            path.display(),
-            dir.display()
-        )
-    })?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| format!("{}: cannot create a file in {}: {e}", path.display(), dir.display()))?;
     file.write_all(contents.as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     file.persist(path)

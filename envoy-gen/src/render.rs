@@ -11,8 +11,7 @@ const FRONTEND: &str = include_str!("../../envoy/templates/frontend.yaml.j2");
 fn environment() -> Result<Environment<'static>, String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.add_template("frontend.yaml.j2", FRONTEND)
-        .map_err(bug)?;
+    env.add_template("frontend.yaml.j2", FRONTEND).map_err(bug)?;
     Ok(env)
 }
 

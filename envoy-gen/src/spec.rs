@@ -137,7 +137,7 @@ pub struct IssuerSpec {
     pub jwks_uri: Spanned<String>,
     /// Accepted `aud` values (at least one).
     #[schemars(with = "Vec<String>")]
-    pub audiences: Vec<Spanned<String>>,
+    pub audiences: Spanned<Vec<Spanned<String>>>,
     /// How long fetched keys are cached (default 600).
     pub jwks_cache_seconds: Option<u32>,
 }

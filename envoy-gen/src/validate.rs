@@ -24,13 +24,7 @@ pub fn run(file: &Path, envoy: Option<&Path>) -> Result<(), String> {
     }
     let binary = envoy_binary(envoy);
     let output = Command::new(&binary)
-        .args([
-            "--mode",
-            "validate",
-            "--log-level",
-            "error",
-            "--config-path",
-        ])
+        .args(["--mode", "validate", "--log-level", "error", "--config-path"])
         .arg(file)
         // Validation must not look for AWS credentials anywhere real.
         .env("AWS_EC2_METADATA_DISABLED", "true")

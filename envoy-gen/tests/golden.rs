@@ -1,15 +1,13 @@
 //! Every spec in `envoy/examples/` renders exactly to the committed file in
 //! `envoy/generated/<name>/frontend.yaml`, and the real Envoy loads each.
 //! `make generate` (UPDATE_GOLDEN=1) rewrites the committed files.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn examples() -> Vec<(String, PathBuf)> {
@@ -46,10 +44,7 @@ fn generated_files_match_the_generator() {
     let mut drifted = Vec::new();
     for (name, spec) in examples() {
         let rendered = render(&spec);
-        let golden = root()
-            .join("envoy/generated")
-            .join(&name)
-            .join("frontend.yaml");
+        let golden = root().join("envoy/generated").join(&name).join("frontend.yaml");
         if update {
             std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
             std::fs::write(&golden, &rendered).unwrap();
@@ -57,7 +52,10 @@ fn generated_files_match_the_generator() {
             drifted.push(golden.display().to_string());
         }
     }
-    assert!(drifted.is_empty(), "generated files differ from what envoy-gen renders (run `make generate` and review the diff): {drifted:?}");
+    assert!(
+        drifted.is_empty(),
+        "generated files differ from what envoy-gen renders (run `make generate` and review the diff): {drifted:?}"
+    );
 }
 
 fn envoy_binary() -> PathBuf {
@@ -81,31 +79,20 @@ fn envoy_binary() -> PathBuf {
 #[test]
 fn every_generated_file_is_accepted_by_envoy() {
     let wasm = root().join("target/wasm32-wasip1/release/jwt_scopes.wasm");
-    assert!(
-        wasm.is_file(),
-        "{} is missing: run `make build`",
-        wasm.display()
-    );
+    assert!(wasm.is_file(), "{} is missing: run `make build`", wasm.display());
     let dir = tempfile::tempdir().unwrap();
     let etc = dir.path().join("etc-envoy");
     std::fs::create_dir_all(etc.join("tls")).unwrap();
     std::os::unix::fs::symlink(&wasm, etc.join("jwt_scopes.wasm")).unwrap();
     let cert = rcgen::generate_simple_self_signed(vec!["frontend.example.com".into()]).unwrap();
     std::fs::write(etc.join("tls/frontend.crt"), cert.cert.pem()).unwrap();
-    std::fs::write(
-        etc.join("tls/frontend.key"),
-        cert.signing_key.serialize_pem(),
-    )
-    .unwrap();
+    std::fs::write(etc.join("tls/frontend.key"), cert.signing_key.serialize_pem()).unwrap();
     for ca in ["lattice-sim-ca.pem", "dev-issuer-ca.pem"] {
         std::fs::write(etc.join(ca), cert.cert.pem()).unwrap();
     }
     let envoy = envoy_binary();
     for (name, _) in examples() {
-        let golden = root()
-            .join("envoy/generated")
-            .join(&name)
-            .join("frontend.yaml");
+        let golden = root().join("envoy/generated").join(&name).join("frontend.yaml");
         let text = std::fs::read_to_string(&golden).unwrap();
         assert!(text.contains("/etc/envoy/") || name == "quickstart" || name == "no-oauth");
         let local = text.replace("/etc/envoy/", &format!("{}/", etc.display()));

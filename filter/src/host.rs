@@ -30,11 +30,7 @@ extern "C" {
         return_buffer_data: *mut *mut u8,
         return_buffer_size: *mut usize,
     ) -> u32;
-    fn proxy_get_header_map_pairs(
-        map_type: u32,
-        return_map_data: *mut *mut u8,
-        return_map_size: *mut usize,
-    ) -> u32;
+    fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
     fn proxy_add_header_map_value(
         map_type: u32,
@@ -59,12 +55,7 @@ extern "C" {
         headers_size: usize,
         grpc_status: i32,
     ) -> u32;
-    fn proxy_define_metric(
-        metric_type: u32,
-        name_data: *const u8,
-        name_size: usize,
-        return_id: *mut u32,
-    ) -> u32;
+    fn proxy_define_metric(metric_type: u32, name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
 }
 
@@ -104,15 +95,7 @@ pub fn plugin_configuration() -> Result<Vec<u8>, u32> {
     let mut size = 0;
     // SAFETY: out-pointers are valid; the host allocates the result with
     // the SDK's allocator, which `host_buffer` takes back.
-    let status = unsafe {
-        proxy_get_buffer_bytes(
-            BUFFER_PLUGIN_CONFIGURATION,
-            0,
-            usize::MAX,
-            &mut data,
-            &mut size,
-        )
-    };
+    let status = unsafe { proxy_get_buffer_bytes(BUFFER_PLUGIN_CONFIGURATION, 0, usize::MAX, &mut data, &mut size) };
     match status {
         STATUS_OK => Ok(unsafe { host_buffer(data, size) }),
         STATUS_NOT_FOUND => Ok(Vec::new()),
@@ -133,9 +116,7 @@ pub fn request_header_pairs() -> Result<Vec<u8>, u32> {
 /// Removes every value of a request header.
 pub fn remove_request_header(name: &[u8]) -> Result<(), u32> {
     // SAFETY: pointer and length describe a live slice.
-    check(unsafe {
-        proxy_remove_header_map_value(MAP_HTTP_REQUEST_HEADERS, name.as_ptr(), name.len())
-    })
+    check(unsafe { proxy_remove_header_map_value(MAP_HTTP_REQUEST_HEADERS, name.as_ptr(), name.len()) })
 }
 
 /// Adds a request header value.
@@ -168,12 +149,7 @@ pub fn property(path: &[u8]) -> Result<Option<Vec<u8>>, u32> {
 
 /// Sends a local reply instead of forwarding the request. `headers` is in
 /// pairs encoding.
-pub fn send_local_response(
-    status: u32,
-    details: &str,
-    body: &[u8],
-    headers: &[u8],
-) -> Result<(), u32> {
+pub fn send_local_response(status: u32, details: &str, body: &[u8], headers: &[u8]) -> Result<(), u32> {
     // SAFETY: pointers and lengths describe live slices.
     check(unsafe {
         proxy_send_local_response(

@@ -137,16 +137,13 @@ fn internal(reason: &str) -> Refusal {
 impl Filter {
     fn process(&self) -> Result<(), Refusal> {
         self.strip_client_headers()?;
-        let metadata = host::property(b"metadata")
-            .map_err(|_| internal("the stream's dynamic metadata could not be read"))?;
+        let metadata =
+            host::property(b"metadata").map_err(|_| internal("the stream's dynamic metadata could not be read"))?;
         OUTPUT.with(|cell| {
-            let mut out = cell
-                .try_borrow_mut()
-                .map_err(|_| internal("output buffer in use"))?;
+            let mut out = cell.try_borrow_mut().map_err(|_| internal("output buffer in use"))?;
             let outcome = map_claims(&self.config, metadata.as_deref(), &mut out)?;
             for (name, value) in out.headers() {
-                host::add_request_header(name, value)
-                    .map_err(|_| internal("an identity header could not be added"))?;
+                host::add_request_header(name, value).map_err(|_| internal("an identity header could not be added"))?;
             }
             if outcome.identity {
                 host::increment(self.metrics.with_identity, 1);
@@ -158,15 +155,12 @@ impl Filter {
     }
 
     fn strip_client_headers(&self) -> Result<(), Refusal> {
-        let buffer = host::request_header_pairs()
-            .map_err(|_| internal("the request headers could not be read"))?;
-        let headers = pairs::parse(&buffer)
-            .map_err(|_| internal("the request headers could not be decoded"))?;
+        let buffer = host::request_header_pairs().map_err(|_| internal("the request headers could not be read"))?;
+        let headers = pairs::parse(&buffer).map_err(|_| internal("the request headers could not be decoded"))?;
         let mut removed: Vec<&[u8]> = Vec::new();
         for (name, _) in headers {
             if strips_client_header(&self.config, name) && !removed.contains(&name) {
-                host::remove_request_header(name)
-                    .map_err(|_| internal("a client header could not be removed"))?;
+                host::remove_request_header(name).map_err(|_| internal("a client header could not be removed"))?;
                 removed.push(name);
             }
         }
@@ -181,10 +175,7 @@ fn refuse(filter: Option<&Filter>, refusal: &Refusal) -> Action {
     }
     host::log(
         host::LOG_DEBUG,
-        &format!(
-            "jwt_scopes: refused with {}: {}",
-            refusal.status, refusal.reason
-        ),
+        &format!("jwt_scopes: refused with {}: {}", refusal.status, refusal.reason),
     );
     let mut headers: Vec<(&[u8], &[u8])> = vec![(b"content-type", b"text/plain")];
     if refusal.status == 401 {

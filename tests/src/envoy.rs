@@ -72,10 +72,7 @@ impl Envoy {
         let deadline = Instant::now() + START_TIMEOUT;
         let admin_port = loop {
             if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-                return Err(format!(
-                    "Envoy exited with {status} during start:\n{}",
-                    log_of(&dir)
-                ));
+                return Err(format!("Envoy exited with {status} during start:\n{}", log_of(&dir)));
             }
             if let Some(port) = std::fs::read_to_string(&admin_path)
                 .ok()
@@ -97,13 +94,9 @@ impl Envoy {
         };
         loop {
             if let Some(status) = envoy.child.try_wait().map_err(|e| e.to_string())? {
-                return Err(format!(
-                    "Envoy exited with {status} during start:\n{}",
-                    envoy.log()
-                ));
+                return Err(format!("Envoy exited with {status} during start:\n{}", envoy.log()));
             }
-            let ready =
-                http::get(("127.0.0.1", admin_port), "/ready").is_ok_and(|r| r.status == 200);
+            let ready = http::get(("127.0.0.1", admin_port), "/ready").is_ok_and(|r| r.status == 200);
             if ready {
                 if let Ok(listeners) = envoy.bound_listeners() {
                     if !listeners.is_empty() && listeners.iter().all(|(_, p)| *p != 0) {
@@ -143,19 +136,13 @@ impl Envoy {
 
     fn bound_listeners(&self) -> Result<Vec<(String, u16)>, String> {
         let response = http::get(("127.0.0.1", self.admin_port), "/listeners?format=json")?;
-        let json: serde_json::Value =
-            serde_json::from_slice(&response.body).map_err(|e| e.to_string())?;
-        let statuses = json["listener_statuses"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_slice(&response.body).map_err(|e| e.to_string())?;
+        let statuses = json["listener_statuses"].as_array().cloned().unwrap_or_default();
         Ok(statuses
             .iter()
             .map(|s| {
                 let name = s["name"].as_str().unwrap_or_default().to_string();
-                let port = s["local_address"]["socket_address"]["port_value"]
-                    .as_u64()
-                    .unwrap_or(0);
+                let port = s["local_address"]["socket_address"]["port_value"].as_u64().unwrap_or(0);
                 (name, u16::try_from(port).unwrap_or(0))
             })
             .collect())
@@ -172,11 +159,8 @@ impl Envoy {
 
     /// The value of one counter or gauge on /stats (0 when absent).
     pub fn stat(&self, name: &str) -> u64 {
-        let response = http::get(
-            ("127.0.0.1", self.admin_port),
-            &format!("/stats?filter=^{name}$"),
-        )
-        .unwrap_or_else(|e| panic!("GET /stats: {e}"));
+        let response = http::get(("127.0.0.1", self.admin_port), &format!("/stats?filter=^{name}$"))
+            .unwrap_or_else(|e| panic!("GET /stats: {e}"));
         String::from_utf8_lossy(&response.body)
             .lines()
             .find_map(|line| {
@@ -215,21 +199,12 @@ fn spawn(config: &str, dir: &tempfile::TempDir) -> Result<(Child, PathBuf), Stri
         .arg(&config_path)
         .arg("--admin-address-path")
         .arg(&admin_path)
-        .args([
-            "--disable-hot-restart",
-            "--concurrency",
-            "1",
-            "--log-level",
-            "warn",
-        ])
+        .args(["--disable-hot-restart", "--concurrency", "1", "--log-level", "warn"])
         // Only environment credentials exist for Envoy, and they are fake.
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        )
+        .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)

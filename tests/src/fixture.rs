@@ -30,11 +30,7 @@ impl Setup {
         }
         .render();
         let envoy = Envoy::start(&config).unwrap_or_else(|e| panic!("{e}"));
-        Setup {
-            issuer,
-            envoy,
-            echo,
-        }
+        Setup { issuer, envoy, echo }
     }
 
     pub fn send(&self, request: Request) -> Response {
@@ -62,10 +58,7 @@ pub fn identity(headers: &[(String, String)]) -> Vec<(String, String)> {
         .iter()
         .filter(|(n, _)| {
             let n = n.to_ascii_lowercase();
-            n.starts_with("x-jwt")
-                || n.starts_with("x_jwt")
-                || n.starts_with("x-amz")
-                || n == "authorization"
+            n.starts_with("x-jwt") || n.starts_with("x_jwt") || n.starts_with("x-amz") || n == "authorization"
         })
         .cloned()
         .collect();
@@ -75,10 +68,7 @@ pub fn identity(headers: &[(String, String)]) -> Vec<(String, String)> {
 
 /// Owned, sorted (name, value) pairs.
 pub fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut out: Vec<_> = list
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect();
+    let mut out: Vec<_> = list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
     out.sort();
     out
 }

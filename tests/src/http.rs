@@ -29,8 +29,7 @@ impl Response {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.text()))
     }
 }
 
@@ -78,13 +77,9 @@ impl Request {
             bytes.extend_from_slice(b"\r\n");
         }
         bytes.extend_from_slice(b"\r\n");
-        stream
-            .write_all(&bytes)
-            .map_err(|e| format!("write: {e}"))?;
+        stream.write_all(&bytes).map_err(|e| format!("write: {e}"))?;
         let mut raw = Vec::new();
-        stream
-            .read_to_end(&mut raw)
-            .map_err(|e| format!("read: {e}"))?;
+        stream.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
         parse_response(&raw)
     }
 }
@@ -115,25 +110,14 @@ fn parse_response(raw: &[u8]) -> Result<Response, String> {
     let chunked = headers
         .iter()
         .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked {
-        dechunk(rest)?
-    } else {
-        rest.to_vec()
-    };
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
+    let body = if chunked { dechunk(rest)? } else { rest.to_vec() };
+    Ok(Response { status, headers, body })
 }
 
 fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     loop {
-        let line_end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("bad chunk")?;
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").ok_or("bad chunk")?;
         let size_text = String::from_utf8_lossy(&rest[..line_end]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
             .map_err(|e| format!("bad chunk size {size_text:?}: {e}"))?;

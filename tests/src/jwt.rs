@@ -32,13 +32,10 @@ impl Issuer {
 
     /// The public keys as a JWKS document.
     pub fn jwks(&self) -> String {
-        let keys: Vec<Value> = [
-            self.rs256.public_key().to_jwk(),
-            self.es256.public_key().to_jwk(),
-        ]
-        .iter()
-        .map(|jwk| serde_json::from_str(jwk).expect("jwt-simple JWK is JSON"))
-        .collect();
+        let keys: Vec<Value> = [self.rs256.public_key().to_jwk(), self.es256.public_key().to_jwk()]
+            .iter()
+            .map(|jwk| serde_json::from_str(jwk).expect("jwt-simple JWK is JSON"))
+            .collect();
         json!({ "keys": keys }).to_string()
     }
 
@@ -88,10 +85,7 @@ impl Issuer {
     pub fn raw_token(&self, alg: Alg, header: &str, payload: &str) -> String {
         let signing_input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
         let signature = match alg {
-            Alg::RS256 => sign_rs256(
-                &self.rs256.to_der().expect("RSA key to DER"),
-                signing_input.as_bytes(),
-            ),
+            Alg::RS256 => sign_rs256(&self.rs256.to_der().expect("RSA key to DER"), signing_input.as_bytes()),
             Alg::ES256 => sign_es256(&self.es256.to_bytes(), signing_input.as_bytes()),
         };
         format!("{signing_input}.{}", b64(&signature))

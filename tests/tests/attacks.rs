@@ -50,7 +50,8 @@ fn forged_and_invalid_tokens_are_rejected() {
     let attacker = Issuer::new();
     let tripwire = Tripwire::start();
     let url = format!("http://127.0.0.1:{}/jwks.json", tripwire.port);
-    let good_claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "mallory", "scp": ["admin"], "exp": now() + 300}).to_string();
+    let good_claims =
+        json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "mallory", "scp": ["admin"], "exp": now() + 300}).to_string();
     let claims_b64 = b64(good_claims.as_bytes());
 
     // RS256 -> HS256 key confusion: HMAC keyed with the public key PEM.
@@ -63,39 +64,135 @@ fn forged_and_invalid_tokens_are_rejected() {
         .expect("HS256");
 
     let cases: Vec<(&str, String, u16)> = vec![
-        ("alg none", format!("{}.{claims_b64}.", b64(br#"{"alg":"none","typ":"JWT"}"#)), 401),
-        ("alg None", format!("{}.{claims_b64}.", b64(br#"{"alg":"None","typ":"JWT"}"#)), 401),
+        (
+            "alg none",
+            format!("{}.{claims_b64}.", b64(br#"{"alg":"none","typ":"JWT"}"#)),
+            401,
+        ),
+        (
+            "alg None",
+            format!("{}.{claims_b64}.", b64(br#"{"alg":"None","typ":"JWT"}"#)),
+            401,
+        ),
         ("RS256 to HS256 key confusion", confused, 401),
-        ("unknown kid", setup.issuer.raw_token(Alg::RS256, r#"{"alg":"RS256","kid":"nope"}"#, &good_claims), 401),
-        ("signed by another key", attacker.raw_token(Alg::RS256, r#"{"alg":"RS256","kid":"rs-1"}"#, &good_claims), 401),
-        ("jku injection", attacker.raw_token(Alg::RS256, &format!(r#"{{"alg":"RS256","kid":"rs-1","jku":"{url}"}}"#), &good_claims), 401),
-        ("x5u injection", attacker.raw_token(Alg::RS256, &format!(r#"{{"alg":"RS256","kid":"rs-1","x5u":"{url}"}}"#), &good_claims), 401),
-        ("embedded jwk", attacker.raw_token(Alg::RS256, &format!(r#"{{"alg":"RS256","jwk":{}}}"#, attacker.rs256_public_jwk()), &good_claims), 401),
-        ("ES256 all-zero signature", format!("{}.{claims_b64}.{}", b64(br#"{"alg":"ES256","kid":"es-1"}"#), b64(&[0u8; 64])), 401),
-        ("expired", setup.issuer.raw_token(Alg::RS256, r#"{"alg":"RS256","kid":"rs-1"}"#,
-            &json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "m", "exp": now() - 3600}).to_string()), 401),
-        ("not yet valid", setup.issuer.raw_token(Alg::RS256, r#"{"alg":"RS256","kid":"rs-1"}"#,
-            &json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "m", "exp": now() + 7200, "nbf": now() + 3600}).to_string()), 401),
-        ("no exp", setup.issuer.raw_token(Alg::RS256, r#"{"alg":"RS256","kid":"rs-1"}"#,
-            &json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "m"}).to_string()), 401),
-        ("wrong issuer", setup.issuer.raw_token(Alg::RS256, r#"{"alg":"RS256","kid":"rs-1"}"#,
-            &json!({"iss": "https://evil.test", "aud": AUDIENCE, "sub": "m", "exp": now() + 300}).to_string()), 401),
-        ("wrong audience", setup.issuer.raw_token(Alg::RS256, r#"{"alg":"RS256","kid":"rs-1"}"#,
-            &json!({"iss": ISSUER, "aud": "other-api", "sub": "m", "exp": now() + 300}).to_string()), 403),
+        (
+            "unknown kid",
+            setup
+                .issuer
+                .raw_token(Alg::RS256, r#"{"alg":"RS256","kid":"nope"}"#, &good_claims),
+            401,
+        ),
+        (
+            "signed by another key",
+            attacker.raw_token(Alg::RS256, r#"{"alg":"RS256","kid":"rs-1"}"#, &good_claims),
+            401,
+        ),
+        (
+            "jku injection",
+            attacker.raw_token(
+                Alg::RS256,
+                &format!(r#"{{"alg":"RS256","kid":"rs-1","jku":"{url}"}}"#),
+                &good_claims,
+            ),
+            401,
+        ),
+        (
+            "x5u injection",
+            attacker.raw_token(
+                Alg::RS256,
+                &format!(r#"{{"alg":"RS256","kid":"rs-1","x5u":"{url}"}}"#),
+                &good_claims,
+            ),
+            401,
+        ),
+        (
+            "embedded jwk",
+            attacker.raw_token(
+                Alg::RS256,
+                &format!(r#"{{"alg":"RS256","jwk":{}}}"#, attacker.rs256_public_jwk()),
+                &good_claims,
+            ),
+            401,
+        ),
+        (
+            "ES256 all-zero signature",
+            format!(
+                "{}.{claims_b64}.{}",
+                b64(br#"{"alg":"ES256","kid":"es-1"}"#),
+                b64(&[0u8; 64])
+            ),
+            401,
+        ),
+        (
+            "expired",
+            setup.issuer.raw_token(
+                Alg::RS256,
+                r#"{"alg":"RS256","kid":"rs-1"}"#,
+                &json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "m", "exp": now() - 3600}).to_string(),
+            ),
+            401,
+        ),
+        (
+            "not yet valid",
+            setup.issuer.raw_token(
+                Alg::RS256,
+                r#"{"alg":"RS256","kid":"rs-1"}"#,
+                &json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "m", "exp": now() + 7200, "nbf": now() + 3600})
+                    .to_string(),
+            ),
+            401,
+        ),
+        (
+            "no exp",
+            setup.issuer.raw_token(
+                Alg::RS256,
+                r#"{"alg":"RS256","kid":"rs-1"}"#,
+                &json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "m"}).to_string(),
+            ),
+            401,
+        ),
+        (
+            "wrong issuer",
+            setup.issuer.raw_token(
+                Alg::RS256,
+                r#"{"alg":"RS256","kid":"rs-1"}"#,
+                &json!({"iss": "https://evil.test", "aud": AUDIENCE, "sub": "m", "exp": now() + 300}).to_string(),
+            ),
+            401,
+        ),
+        (
+            "wrong audience",
+            setup.issuer.raw_token(
+                Alg::RS256,
+                r#"{"alg":"RS256","kid":"rs-1"}"#,
+                &json!({"iss": ISSUER, "aud": "other-api", "sub": "m", "exp": now() + 300}).to_string(),
+            ),
+            403,
+        ),
         ("bad base64", "eyJhbGciOiJSUzI1NiJ9.!!!.???".to_string(), 401),
-        ("two segments", format!("{}.{claims_b64}", b64(br#"{"alg":"RS256"}"#)), 401),
-        ("four segments", format!("{}.{claims_b64}.AAAA.AAAA", b64(br#"{"alg":"RS256"}"#)), 401),
-        ("payload not JSON", setup.issuer.raw_token(Alg::RS256, r#"{"alg":"RS256","kid":"rs-1"}"#, "not json"), 401),
+        (
+            "two segments",
+            format!("{}.{claims_b64}", b64(br#"{"alg":"RS256"}"#)),
+            401,
+        ),
+        (
+            "four segments",
+            format!("{}.{claims_b64}.AAAA.AAAA", b64(br#"{"alg":"RS256"}"#)),
+            401,
+        ),
+        (
+            "payload not JSON",
+            setup
+                .issuer
+                .raw_token(Alg::RS256, r#"{"alg":"RS256","kid":"rs-1"}"#, "not json"),
+            401,
+        ),
     ];
     for (name, token, expected) in &cases {
         let response = setup.send(Request::get("/optional/x").bearer(token));
         assert_eq!(response.status, *expected, "{name}: {}", response.text());
     }
-    assert_eq!(
-        setup.echo.requests_served(),
-        0,
-        "a forged token reached the upstream"
-    );
+    assert_eq!(setup.echo.requests_served(), 0, "a forged token reached the upstream");
     assert_eq!(
         tripwire.hits.load(Ordering::SeqCst),
         0,

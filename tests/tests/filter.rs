@@ -60,18 +60,8 @@ fn scope_formats_of_each_identity_provider() {
         let seen = setup.upstream_headers(Request::get("/api").bearer(&token));
         assert_eq!(identity(&seen), pairs(&expected), "claims {claims}");
     }
-    assert_eq!(
-        setup
-            .envoy
-            .stat("wasmcustom.jwt_scopes.requests_with_identity"),
-        4
-    );
-    assert_eq!(
-        setup
-            .envoy
-            .stat("wasmcustom.jwt_scopes.scope_headers_emitted"),
-        10
-    );
+    assert_eq!(setup.envoy.stat("wasmcustom.jwt_scopes.requests_with_identity"), 4);
+    assert_eq!(setup.envoy.stat("wasmcustom.jwt_scopes.scope_headers_emitted"), 10);
 }
 
 #[test]
@@ -83,10 +73,7 @@ fn spoofed_identity_headers_never_reach_the_upstream() {
             .header("x-jwt-scope-admin", "true")
             .header("x-jwt-scope-admin", "true")
             .header("x_jwt_subject", "admin")
-            .header(
-                "x-amzn-lattice-identity",
-                "Principal=arn:aws:iam::1:role/admin",
-            )
+            .header("x-amzn-lattice-identity", "Principal=arn:aws:iam::1:role/admin")
             .header("x-amz-security-token", "stolen")
             .header("x-amz-date", "20150830T123600Z")
             .header("x-custom-thing", "dropped")
@@ -123,17 +110,11 @@ fn spoofed_identity_headers_never_reach_the_upstream() {
     );
 
     // A client-forged SigV4 Authorization with no bearer token is removed too.
-    let seen = setup.upstream_headers(Request::get("/optional/x").header(
-        "authorization",
-        "AWS4-HMAC-SHA256 Credential=AKID/x, Signature=00",
-    ));
-    assert_eq!(identity(&seen), pairs(&[]));
-    assert!(
-        setup
-            .envoy
-            .stat("wasmcustom.jwt_scopes.client_headers_stripped")
-            >= 5
+    let seen = setup.upstream_headers(
+        Request::get("/optional/x").header("authorization", "AWS4-HMAC-SHA256 Credential=AKID/x, Signature=00"),
     );
+    assert_eq!(identity(&seen), pairs(&[]));
+    assert!(setup.envoy.stat("wasmcustom.jwt_scopes.client_headers_stripped") >= 5);
 }
 
 #[test]
@@ -168,12 +149,7 @@ fn missing_and_invalid_tokens() {
     // Optional route, no token: forwarded with no identity.
     let seen = setup.upstream_headers(Request::get("/optional/x"));
     assert_eq!(identity(&seen), pairs(&[]));
-    assert_eq!(
-        setup
-            .envoy
-            .stat("wasmcustom.jwt_scopes.requests_with_identity"),
-        0
-    );
+    assert_eq!(setup.envoy.stat("wasmcustom.jwt_scopes.requests_with_identity"), 0);
 }
 
 #[test]
@@ -182,17 +158,8 @@ fn hostile_claims_are_dropped_or_refused_never_forwarded() {
     // CR/LF in the subject: refused with 403, nothing forwarded.
     let token = setup.token(json!({"sub": "eve\r\nx-jwt-scope-admin: true", "scp": ["read"]}));
     let response = setup.send(Request::get("/api").bearer(&token));
-    assert_eq!(
-        response.status,
-        403,
-        "{} {:?}",
-        response.text(),
-        response.headers
-    );
-    assert_eq!(
-        response.text(),
-        "subject claim `sub` contains a control character\n"
-    );
+    assert_eq!(response.status, 403, "{} {:?}", response.text(), response.headers);
+    assert_eq!(response.text(), "subject claim `sub` contains a control character\n");
 
     // A subject that is not a string: jwt_authn itself rejects the token
     // (RFC 7519 `sub` is a string); the filter would refuse it too (unit tests).
@@ -200,7 +167,8 @@ fn hostile_claims_are_dropped_or_refused_never_forwarded() {
     assert_eq!(setup.send(Request::get("/api").bearer(&token)).status, 401);
 
     // Scope claims of every JSON type: strings kept, the rest dropped.
-    let token = setup.token(json!({"sub": "t", "scope": 7, "scp": ["ok", 1, true, null, {"a": "b"}, ["x"], "Zoë", "a\u{0}b"]}));
+    let token =
+        setup.token(json!({"sub": "t", "scope": 7, "scp": ["ok", 1, true, null, {"a": "b"}, ["x"], "Zoë", "a\u{0}b"]}));
     let seen = setup.upstream_headers(Request::get("/api").bearer(&token));
     assert_eq!(
         identity(&seen),
@@ -217,15 +185,9 @@ fn hostile_claims_are_dropped_or_refused_never_forwarded() {
     let many: Vec<String> = (0..10_000).map(|i| format!("s{i}")).collect();
     let token = setup.token(json!({"sub": "many", "scope": many.join(" ")}));
     let seen = setup.upstream_headers(Request::get("/api").bearer(&token));
-    let scopes: Vec<_> = seen
-        .iter()
-        .filter(|(n, _)| n.starts_with("x-jwt-scope-"))
-        .collect();
+    let scopes: Vec<_> = seen.iter().filter(|(n, _)| n.starts_with("x-jwt-scope-")).collect();
     assert_eq!(scopes.len(), 64);
-    assert_eq!(
-        scopes[0],
-        &("x-jwt-scope-s0".to_string(), "true".to_string())
-    );
+    assert_eq!(scopes[0], &("x-jwt-scope-s0".to_string(), "true".to_string()));
     assert_eq!(
         setup.envoy.stat("wasmcustom.jwt_scopes.scopes_dropped"),
         6 + 10_000 - 64
@@ -285,10 +247,7 @@ fn require_identity_refuses_anonymous_requests() {
     let token = setup.token(json!({"sub": "carol"}));
     let seen = setup.upstream_headers(Request::get("/optional/x").bearer(&token));
     assert_eq!(identity(&seen), pairs(&[("x-jwt-subject", "carol")]));
-    assert_eq!(
-        setup.envoy.stat("wasmcustom.jwt_scopes.requests_refused"),
-        1
-    );
+    assert_eq!(setup.envoy.stat("wasmcustom.jwt_scopes.requests_refused"), 1);
 }
 
 #[test]
@@ -296,10 +255,7 @@ fn bad_plugin_configuration_stops_envoy_from_starting() {
     let issuer = Issuer::new();
     let wasm = filter_wasm().unwrap_or_else(|e| panic!("{e}"));
     for (config, expected) in [
-        (
-            json!({"scope_prefix": "x-"}),
-            "unknown field `scope_prefix`",
-        ),
+        (json!({"scope_prefix": "x-"}), "unknown field `scope_prefix`"),
         (
             json!({"allowed_client_headers": ["x-jwt-subject"]}),
             "allowed_client_headers[0]: `x-jwt-subject` can never be allowed",

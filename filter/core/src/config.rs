@@ -154,8 +154,7 @@ impl Config {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return RawConfig::default().validate();
         }
-        let raw: RawConfig =
-            serde_json::from_slice(bytes).map_err(|e| ConfigError(vec![e.to_string()]))?;
+        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| ConfigError(vec![e.to_string()]))?;
         raw.validate()
     }
 }
@@ -179,12 +178,7 @@ impl RawConfig {
                 errors.push(format!("scope_claims[{i}]: must not be empty"));
             }
         }
-        check_output_name(
-            "scope_header_prefix",
-            &self.scope_header_prefix,
-            true,
-            &mut errors,
-        );
+        check_output_name("scope_header_prefix", &self.scope_header_prefix, true, &mut errors);
         outputs.push((self.scope_header_prefix.clone(), true));
         if self.max_scopes > MAX_SCOPES_LIMIT {
             errors.push(format!(
@@ -216,9 +210,7 @@ impl RawConfig {
                 (Some(dotted), None) => {
                     let path: Vec<String> = dotted.split('.').map(String::from).collect();
                     if path.iter().any(String::is_empty) {
-                        errors.push(format!(
-                            "{field}.claim: `{dotted}` has an empty path segment"
-                        ));
+                        errors.push(format!("{field}.claim: `{dotted}` has an empty path segment"));
                     }
                     path
                 }
@@ -229,9 +221,7 @@ impl RawConfig {
                     path.clone()
                 }
                 _ => {
-                    errors.push(format!(
-                        "{field}: exactly one of `claim` and `claim_path` is required"
-                    ));
+                    errors.push(format!("{field}: exactly one of `claim` and `claim_path` is required"));
                     continue;
                 }
             };
@@ -241,9 +231,7 @@ impl RawConfig {
                     outputs.push((name.clone(), false));
                     let separator = raw.separator.clone().unwrap_or_else(|| ",".into());
                     if separator.is_empty() || separator.chars().any(char::is_control) {
-                        errors.push(format!(
-                            "{field}.separator: must be non-empty printable text"
-                        ));
+                        errors.push(format!("{field}.separator: must be non-empty printable text"));
                     }
                     ClaimTarget::Header {
                         name: name.clone(),
@@ -276,10 +264,7 @@ impl RawConfig {
                 errors.push(format!("{field}: `{name}` is not a lower-case header name"));
             } else if !name.starts_with("x-") {
                 errors.push(format!("{field}: `{name}` does not start with `x-`; only `x-` headers are stripped, so it needs no allowlisting"));
-            } else if let Some(p) = ALWAYS_STRIPPED_PREFIXES
-                .iter()
-                .find(|p| name.starts_with(*p))
-            {
+            } else if let Some(p) = ALWAYS_STRIPPED_PREFIXES.iter().find(|p| name.starts_with(*p)) {
                 errors.push(format!(
                     "{field}: `{name}` can never be allowed: `{p}*` headers are always stripped"
                 ));
@@ -326,10 +311,7 @@ fn check_output_name(field: &str, name: &str, is_prefix: bool, errors: &mut Vec<
         errors.push(format!(
             "{field}: `{name}` must start with `x-` (so that client copies are always stripped)"
         ));
-    } else if let Some(p) = RESERVED_OUTPUT_PREFIXES
-        .iter()
-        .find(|p| name.starts_with(*p))
-    {
+    } else if let Some(p) = RESERVED_OUTPUT_PREFIXES.iter().find(|p| name.starts_with(*p)) {
         errors.push(format!(
             "{field}: `{name}` is reserved (`{p}*` belongs to AWS, Envoy or the proxy chain)"
         ));
@@ -395,16 +377,12 @@ mod tests {
         assert!(e[0].starts_with("allowed_client_headers[0]: `x-jwt-subject` can never be allowed"));
         assert!(e[1].starts_with("allowed_client_headers[1]: `x-amz-date` can never be allowed"));
         assert!(e[2].starts_with("allowed_client_headers[2]: `x-amzn-lattice-identity`"));
-        assert!(
-            e[3].starts_with("allowed_client_headers[3]: `X-Foo` is not a lower-case header name")
-        );
+        assert!(e[3].starts_with("allowed_client_headers[3]: `X-Foo` is not a lower-case header name"));
     }
 
     #[test]
     fn allowlist_cannot_cover_outputs() {
-        let e = errors(
-            r#"{"scope_header_prefix": "x-scope-", "allowed_client_headers": ["x-scope-admin"]}"#,
-        );
+        let e = errors(r#"{"scope_header_prefix": "x-scope-", "allowed_client_headers": ["x-scope-admin"]}"#);
         assert_eq!(e, ["allowed_client_headers[0]: `x-scope-admin` would let a client set the filter's output header `x-scope-`"]);
     }
 
@@ -419,7 +397,10 @@ mod tests {
     #[test]
     fn outputs_must_be_disjoint() {
         let e = errors(r#"{"claims": [{"claim": "email", "header": "x-jwt-scope-email"}]}"#);
-        assert_eq!(e, ["output headers overlap: `x-jwt-scope-` and `x-jwt-scope-email` could produce the same header"]);
+        assert_eq!(
+            e,
+            ["output headers overlap: `x-jwt-scope-` and `x-jwt-scope-email` could produce the same header"]
+        );
     }
 
     #[test]
@@ -440,7 +421,10 @@ mod tests {
 
     #[test]
     fn claim_path_keeps_dots() {
-        let config = Config::from_json(br#"{"claims": [{"claim_path": ["https://example.com/tenant"], "header": "x-jwt-tenant"}]}"#).unwrap();
+        let config = Config::from_json(
+            br#"{"claims": [{"claim_path": ["https://example.com/tenant"], "header": "x-jwt-tenant"}]}"#,
+        )
+        .unwrap();
         assert_eq!(config.claims[0].path, ["https://example.com/tenant"]);
     }
 }

@@ -58,9 +58,7 @@ impl Output {
         let Some(name) = self.text.get(start..) else {
             return false;
         };
-        self.spans
-            .iter()
-            .any(|&(a, b, _)| self.text.get(a..b) == Some(name))
+        self.spans.iter().any(|&(a, b, _)| self.text.get(a..b) == Some(name))
     }
 }
 
@@ -74,10 +72,7 @@ pub struct Refusal {
 
 impl Refusal {
     fn forbidden(reason: String) -> Self {
-        Refusal {
-            status: 403,
-            reason,
-        }
+        Refusal { status: 403, reason }
     }
 }
 
@@ -97,13 +92,8 @@ pub struct Outcome {
 /// trusts the request. Names arrive lower-cased from Envoy; this compares
 /// without regard to case anyway.
 pub fn strips_client_header(config: &Config, name: &[u8]) -> bool {
-    let starts = |prefix: &[u8]| {
-        name.len() >= prefix.len()
-            && name
-                .iter()
-                .zip(prefix)
-                .all(|(a, b)| a.eq_ignore_ascii_case(b))
-    };
+    let starts =
+        |prefix: &[u8]| name.len() >= prefix.len() && name.iter().zip(prefix).all(|(a, b)| a.eq_ignore_ascii_case(b));
     if starts(b"x-") || starts(b"x_") {
         return !config
             .allowed_client_headers
@@ -111,15 +101,11 @@ pub fn strips_client_header(config: &Config, name: &[u8]) -> bool {
             .any(|allowed| allowed.as_bytes().eq_ignore_ascii_case(name));
     }
     !config.forward_authorization
-        && (name.eq_ignore_ascii_case(b"authorization")
-            || name.eq_ignore_ascii_case(b"proxy-authorization"))
+        && (name.eq_ignore_ascii_case(b"authorization") || name.eq_ignore_ascii_case(b"proxy-authorization"))
 }
 
 /// Finds the verified payload in Envoy's `metadata` property bytes.
-fn find_payload<'a>(
-    config: &Config,
-    metadata: &'a [u8],
-) -> Result<Option<Struct<'a>>, pb::DecodeError> {
+fn find_payload<'a>(config: &Config, metadata: &'a [u8]) -> Result<Option<Struct<'a>>, pb::DecodeError> {
     let Some(jwt_authn) = pb::filter_metadata(metadata, JWT_AUTHN_NAMESPACE.as_bytes())? else {
         return Ok(None);
     };
@@ -137,11 +123,7 @@ fn find_payload<'a>(
 /// Computes the identity headers for a request. `metadata` is the encoded
 /// `envoy.config.core.v3.Metadata` of the stream (None when the host has
 /// none). On success the headers are in `out`.
-pub fn map_claims(
-    config: &Config,
-    metadata: Option<&[u8]>,
-    out: &mut Output,
-) -> Result<Outcome, Refusal> {
+pub fn map_claims(config: &Config, metadata: Option<&[u8]>, out: &mut Output) -> Result<Outcome, Refusal> {
     out.clear();
     let payload = match metadata.map(|m| find_payload(config, m)).transpose() {
         Ok(p) => p.flatten(),
@@ -174,9 +156,8 @@ pub fn map_claims(
         match payload.get(claim.as_bytes()).map_err(malformed)? {
             None | Some(Value::Null) => {}
             Some(Value::String(bytes)) => {
-                let value = check_header_value(bytes).map_err(|bad| {
-                    Refusal::forbidden(format!("subject claim `{claim}` {}", bad.describe()))
-                })?;
+                let value = check_header_value(bytes)
+                    .map_err(|bad| Refusal::forbidden(format!("subject claim `{claim}` {}", bad.describe())))?;
                 let start = out.start();
                 out.text.push_str(header);
                 out.finish(start, value);
@@ -351,19 +332,12 @@ fn map_claim_to_header(
                     }
                     None => {
                         out.abandon(start);
-                        return Err(refuse(&format!(
-                            "has an element that is {}",
-                            item.type_name()
-                        )));
+                        return Err(refuse(&format!("has an element that is {}", item.type_name())));
                     }
                 }
                 // A separator inside an element would make the joined value
                 // ambiguous (["a,b"] and ["a", "b"] would look the same).
-                if out
-                    .text
-                    .get(element_start..)
-                    .is_some_and(|e| e.contains(separator))
-                {
+                if out.text.get(element_start..).is_some_and(|e| e.contains(separator)) {
                     out.abandon(start);
                     return Err(refuse("has an element containing the separator"));
                 }
@@ -400,28 +374,26 @@ fn map_claim_to_prefix(
     elements: &mut ScopeEmitter<'_, '_>,
 ) -> Result<(), Refusal> {
     let mut scratch = String::new();
-    let mut emit_scalar =
-        |elements: &mut ScopeEmitter<'_, '_>, item: &Value<'_>| -> Result<(), Refusal> {
-            match item {
-                Value::String(bytes) => elements.emit(bytes),
-                Value::Number(_) | Value::Bool(_) => {
-                    scratch.clear();
-                    let _ = push_scalar(&mut scratch, item);
-                    elements.emit(scratch.as_bytes())
-                }
-                _ => {
-                    elements.drop_one();
-                    Ok(())
-                }
+    let mut emit_scalar = |elements: &mut ScopeEmitter<'_, '_>, item: &Value<'_>| -> Result<(), Refusal> {
+        match item {
+            Value::String(bytes) => elements.emit(bytes),
+            Value::Number(_) | Value::Bool(_) => {
+                scratch.clear();
+                let _ = push_scalar(&mut scratch, item);
+                elements.emit(scratch.as_bytes())
             }
-        };
+            _ => {
+                elements.drop_one();
+                Ok(())
+            }
+        }
+    };
     match value {
         Value::Null => Ok(()),
         Value::List(items) => {
             for item in items.iter() {
-                let item = item.map_err(|_| {
-                    Refusal::forbidden(format!("claim `{}` could not be read", claim_name(mapping)))
-                })?;
+                let item =
+                    item.map_err(|_| Refusal::forbidden(format!("claim `{}` could not be read", claim_name(mapping))))?;
                 emit_scalar(elements, &item)?;
             }
             Ok(())
@@ -440,10 +412,7 @@ mod tests {
         let metadata = encode::metadata(JWT_AUTHN_NAMESPACE, &json!({"jwt_payload": payload}));
         let mut out = Output::default();
         let outcome = map_claims(config, Some(&metadata), &mut out)?;
-        let headers = out
-            .headers()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
+        let headers = out.headers().map(|(n, v)| (n.to_string(), v.to_string())).collect();
         Ok((headers, outcome))
     }
 
@@ -452,18 +421,12 @@ mod tests {
     }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 
     #[test]
     fn okta_scp_array() {
-        let (h, o) = run(
-            &default_config(),
-            json!({"sub": "00u1", "scp": ["openid", "test.all"]}),
-        )
-        .unwrap();
+        let (h, o) = run(&default_config(), json!({"sub": "00u1", "scp": ["openid", "test.all"]})).unwrap();
         assert_eq!(
             h,
             pairs(&[
@@ -525,11 +488,7 @@ mod tests {
 
     #[test]
     fn subject_with_control_characters_is_refused() {
-        let r = run(
-            &default_config(),
-            json!({"sub": "a\r\nx-jwt-scope-admin: true"}),
-        )
-        .unwrap_err();
+        let r = run(&default_config(), json!({"sub": "a\r\nx-jwt-scope-admin: true"})).unwrap_err();
         assert_eq!(
             r,
             Refusal {
@@ -547,19 +506,13 @@ mod tests {
         let config = default_config();
         assert_eq!(map_claims(&config, None, &mut out), Ok(Outcome::default()));
         let other = encode::metadata("some.other.filter", &json!({"jwt_payload": {"sub": "x"}}));
-        assert_eq!(
-            map_claims(&config, Some(&other), &mut out),
-            Ok(Outcome::default())
-        );
+        assert_eq!(map_claims(&config, Some(&other), &mut out), Ok(Outcome::default()));
         assert!(out.is_empty());
         let required = Config {
             require_identity: true,
             ..config
         };
-        assert_eq!(
-            map_claims(&required, None, &mut out).unwrap_err().status,
-            401
-        );
+        assert_eq!(map_claims(&required, None, &mut out).unwrap_err().status, 401);
     }
 
     #[test]
@@ -620,19 +573,11 @@ mod tests {
 
     #[test]
     fn joined_claim_with_separator_inside_is_refused() {
-        let config =
-            Config::from_json(br#"{"claims": [{"claim": "groups", "header": "x-jwt-groups"}]}"#)
-                .unwrap();
+        let config = Config::from_json(br#"{"claims": [{"claim": "groups", "header": "x-jwt-groups"}]}"#).unwrap();
         let r = run(&config, json!({"groups": ["a,b"]})).unwrap_err();
-        assert_eq!(
-            r.reason,
-            "claim `groups` has an element containing the separator"
-        );
+        assert_eq!(r.reason, "claim `groups` has an element containing the separator");
         let r = run(&config, json!({"groups": {"a": 1}})).unwrap_err();
-        assert_eq!(
-            r.reason,
-            "claim `groups` is an object, which a header cannot carry"
-        );
+        assert_eq!(r.reason, "claim `groups` is an object, which a header cannot carry");
     }
 
     #[test]

@@ -13,9 +13,7 @@ use crate::pb::DecodeError;
 pub type Pair<'a> = (&'a [u8], &'a [u8]);
 
 fn read_u32(buf: &[u8], at: usize) -> Result<usize, DecodeError> {
-    let bytes = buf
-        .get(at..at.checked_add(4).ok_or(DecodeError)?)
-        .ok_or(DecodeError)?;
+    let bytes = buf.get(at..at.checked_add(4).ok_or(DecodeError)?).ok_or(DecodeError)?;
     let bytes: [u8; 4] = bytes.try_into().map_err(|_| DecodeError)?;
     usize::try_from(u32::from_le_bytes(bytes)).map_err(|_| DecodeError)
 }
@@ -56,10 +54,7 @@ fn take<'a>(buf: &'a [u8], at: &mut usize, len: usize) -> Result<&'a [u8], Decod
 
 /// Encodes (name, value) pairs.
 pub fn serialize(pairs: &[Pair<'_>]) -> Vec<u8> {
-    let size = 4 + pairs
-        .iter()
-        .map(|(n, v)| n.len() + v.len() + 10)
-        .sum::<usize>();
+    let size = 4 + pairs.iter().map(|(n, v)| n.len() + v.len() + 10).sum::<usize>();
     let mut out = Vec::with_capacity(size);
     // Sizes are bounded by what the host can hand over (u32).
     let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();

@@ -364,10 +364,7 @@ mod tests {
             panic!("scp")
         };
         let items: Vec<_> = scp.iter().map(|v| v.unwrap()).collect();
-        assert!(matches!(
-            items[..],
-            [Value::String(b"a"), Value::String(b"b")]
-        ));
+        assert!(matches!(items[..], [Value::String(b"a"), Value::String(b"b")]));
         let roles = p.get_path(&["realm_access", "roles"]).unwrap();
         assert!(matches!(roles, Some(Value::List(_))));
         assert!(p.get_path(&["sub", "x"]).unwrap().is_none());
@@ -385,9 +382,7 @@ mod tests {
 
     #[test]
     fn overlong_varint_is_an_error() {
-        let bytes = [
-            0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
-        ];
+        let bytes = [0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
         assert_eq!(filter_metadata(&bytes, b"ns").unwrap_err(), DecodeError);
     }
 }

@@ -20,10 +20,8 @@ fn nasty_string() -> impl Strategy<Value = String> {
         "[a-z0-9._-]{0,12}",
         "[A-Za-z0-9:/%^~ ._-]{0,12}",
         any::<String>().prop_map(|s| s.chars().take(12).collect()),
-        prop::sample::select(vec![
-            "", " ", "a b", "\r\n", "x\0y", "\u{85}", "Zoë", "%41", "^a", "A"
-        ])
-        .prop_map(String::from),
+        prop::sample::select(vec!["", " ", "a b", "\r\n", "x\0y", "\u{85}", "Zoë", "%41", "^a", "A"])
+            .prop_map(String::from),
     ]
 }
 
@@ -47,12 +45,7 @@ fn json_value() -> impl Strategy<Value = Value> {
                 ),
                 0..6
             )
-            .prop_map(|fields| Value::Object(
-                fields
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect()
-            )),
+            .prop_map(|fields| Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
         ]
     })
 }
@@ -100,10 +93,7 @@ fn test_config(max_scopes: usize, encoding: &str) -> Config {
 
 /// True when `name` is one the configuration can produce.
 fn is_configured_output(config: &Config, name: &str) -> bool {
-    let subject = config
-        .subject
-        .as_ref()
-        .is_some_and(|(_, header)| header == name);
+    let subject = config.subject.as_ref().is_some_and(|(_, header)| header == name);
     let scope = name.starts_with(&config.scope_header_prefix);
     let claim = config.claims.iter().any(|mapping| match &mapping.target {
         ClaimTarget::Header { name: header, .. } => header == name,

@@ -84,11 +84,7 @@ fn run() -> Result<(), String> {
         .bearer(&token)
         .header("x-jwt-scope-admin", "true")
         .header("x-jwt-subject", "admin");
-    let status_with = show(
-        "with the token (and two spoofed identity headers)",
-        &with_token,
-        port,
-    )?;
+    let status_with = show("with the token (and two spoofed identity headers)", &with_token, port)?;
 
     let without = Request::get("/api/orders").header("x-jwt-subject", "admin");
     let status_without = show("without a token (a spoofed subject only)", &without, port)?;
