@@ -35,6 +35,7 @@ pub struct Overrides {
     pub services: Vec<String>,
     pub default_service: Option<String>,
     pub listen: Option<String>,
+    pub admin: Option<String>,
     pub wasm: Option<String>,
     pub no_oauth: bool,
     pub lattice_endpoint: Option<String>,
@@ -133,10 +134,7 @@ pub fn resolve(spec: Spec, flags: &Overrides) -> Result<Frontend, Vec<Problem>> 
     let listen = located(spec.listen.as_ref(), flags.listen.clone(), "--listen")
         .unwrap_or_else(|| Located::default("0.0.0.0:8080".into()));
     let listen = socket_address(&mut c, "listen", &listen, true);
-    let admin = spec
-        .admin
-        .clone()
-        .map(Located::from)
+    let admin = located(spec.admin.as_ref(), flags.admin.clone(), "--admin")
         .unwrap_or_else(|| Located::default("127.0.0.1:9901".into()));
     let admin_addr = socket_address(&mut c, "admin", &admin, true);
     if let Some(addr) = &admin_addr {

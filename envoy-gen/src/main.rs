@@ -1,15 +1,10 @@
 //! envoy-gen: renders the Envoy configuration for OAuth2 in front of Amazon
 //! VPC Lattice from one spec (see the README).
 
-mod frontend;
-mod output;
-mod render;
-mod spec;
-mod validate;
-
 use clap::{Args, Parser, Subcommand};
-use frontend::{Overrides, Problem};
-use spec::{Credentials, Origin};
+use envoy_gen::frontend::Overrides;
+use envoy_gen::spec::{self, Credentials};
+use envoy_gen::{output, render_frontend, validate};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -68,6 +63,9 @@ struct FrontendArgs {
     /// Listener address.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<String>,
+    /// Admin interface address; must be loopback (default 127.0.0.1:9901).
+    #[arg(long, value_name = "ADDR:PORT")]
+    admin: Option<String>,
     /// Path of jwt_scopes.wasm where Envoy runs.
     #[arg(long, value_name = "PATH")]
     wasm: Option<String>,
@@ -130,22 +128,12 @@ fn emit(output: Option<&Path>, text: &str) -> Result<(), String> {
 }
 
 fn run_frontend(args: FrontendArgs) -> Result<(), String> {
-    let (spec, source) = match &args.spec {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("error: {}: {e}\n", path.display()))?;
-            let parsed = spec::parse(&text).map_err(|e| {
-                let problem = Problem {
-                    origin: e
-                        .line
-                        .map_or(Origin::Default, |(line, column)| Origin::File { line, column }),
-                    field: String::new(),
-                    message: e.message,
-                };
-                report(&[problem], Some((path, &text)))
-            })?;
-            (parsed, Some((path.clone(), text)))
-        }
-        None => (spec::Spec::default(), None),
+    let source = match &args.spec {
+        Some(path) => Some((
+            path.clone(),
+            std::fs::read_to_string(path).map_err(|e| format!("error: {}: {e}\n", path.display()))?,
+        )),
+        None => None,
     };
     let overrides = Overrides {
         issuer: args.issuer,
@@ -156,6 +144,7 @@ fn run_frontend(args: FrontendArgs) -> Result<(), String> {
         services: args.services,
         default_service: args.default_service,
         listen: args.listen,
+        admin: args.admin,
         wasm: args.wasm,
         no_oauth: args.no_oauth,
         lattice_endpoint: args.lattice_endpoint,
@@ -163,58 +152,6 @@ fn run_frontend(args: FrontendArgs) -> Result<(), String> {
         jwks_ca: args.jwks_ca,
         credentials: args.credentials,
     };
-    let model = frontend::resolve(spec, &overrides)
-        .map_err(|problems| report(&problems, source.as_ref().map(|(p, t)| (p.as_path(), t.as_str()))))?;
-    let text = render::frontend(&model).map_err(|e| format!("error: {e}\n"))?;
+    let text = render_frontend(source.as_ref().map(|(p, t)| (p.as_path(), t.as_str())), &overrides)?;
     emit(args.output.as_deref(), &text)
-}
-
-/// Formats problems like a compiler: `error: FILE:LINE:COL: field: message`,
-/// the source line and a caret, then a summary. Problems are sorted by
-/// position so the output is stable.
-fn report(problems: &[Problem], source: Option<(&Path, &str)>) -> String {
-    let mut sorted: Vec<&Problem> = problems.iter().collect();
-    sorted.sort_by_key(|p| match p.origin {
-        Origin::File { line, column } => (0, line, column),
-        Origin::Flag(_) => (1, 0, 0),
-        Origin::Default => (2, 0, 0),
-    });
-    let mut out = String::new();
-    for p in sorted {
-        // A flag's problem is named by the flag, not by the spec field.
-        let field = match (&p.origin, p.field.is_empty()) {
-            (Origin::Flag(flag), _) => format!("{flag}: "),
-            (_, true) => String::new(),
-            (_, false) => format!("{}: ", p.field),
-        };
-        match (&p.origin, source) {
-            (Origin::File { line, column }, Some((path, text))) => {
-                out.push_str(&format!(
-                    "error: {}:{line}:{column}: {field}{}\n",
-                    path.display(),
-                    p.message
-                ));
-                if let Some(src) = text.lines().nth((*line as usize).saturating_sub(1)) {
-                    let gutter = line.to_string().len();
-                    out.push_str(&format!(
-                        "{:gutter$} |\n{line} | {src}\n{:gutter$} | {:>col$}\n",
-                        "",
-                        "",
-                        "^",
-                        col = *column as usize
-                    ));
-                }
-            }
-            (Origin::Default, Some((path, _))) => {
-                out.push_str(&format!("error: {}: {field}{}\n", path.display(), p.message))
-            }
-            _ => out.push_str(&format!("error: {field}{}\n", p.message)),
-        }
-    }
-    let n = problems.len();
-    out.push_str(&format!(
-        "error: {n} problem{}; nothing was written\n",
-        if n == 1 { "" } else { "s" }
-    ));
-    out
 }

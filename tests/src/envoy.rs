@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The AWS credentials every Envoy started by the tests signs with (from
+/// its environment; generated configs restrict the chain to it).
+pub const TEST_ACCESS_KEY_ID: &str = "ASIAFRONTENDTEST0001";
+pub const TEST_SECRET_ACCESS_KEY: &str = "frontend/test/secret/key/not/a/real/one/000";
+pub const TEST_SESSION_TOKEN: &str = "FwoGZXIvYXdzEFrontendTestSessionToken==";
+
 /// The workspace root (this crate lives in `<root>/tests`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -200,11 +206,13 @@ fn spawn(config: &str, dir: &tempfile::TempDir) -> Result<(Child, PathBuf), Stri
         .arg("--admin-address-path")
         .arg(&admin_path)
         .args(["--disable-hot-restart", "--concurrency", "1", "--log-level", "warn"])
-        // Only environment credentials exist for Envoy, and they are fake.
+        // Only environment credentials exist for Envoy, and they are the
+        // tests' own (see TEST_ACCESS_KEY_ID).
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        .env("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET_ACCESS_KEY)
+        .env("AWS_SESSION_TOKEN", TEST_SESSION_TOKEN)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)

@@ -8,3 +8,4 @@ pub mod fixture;
 pub mod frontend;
 pub mod http;
 pub mod jwt;
+pub mod tls;

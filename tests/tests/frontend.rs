@@ -1,0 +1,243 @@
+//! The frontend that `envoy-gen frontend` renders, in the real Envoy:
+//! remote JWKS over verified TLS, the filter, SigV4 signing, and a TLS
+//! upstream standing in for Lattice that checks SNI, Host and the signature.
+
+use e2e::envoy::{filter_wasm, Envoy, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN};
+use e2e::http::Request;
+use e2e::jwt::{Alg, Issuer};
+use e2e::tls::{Received, TestCa, TlsServer};
+use envoy_gen::frontend::Overrides;
+use envoy_gen::spec::Credentials;
+use lattice_sim::sigv4::{self, Expectation, Secret};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+const REGION: &str = "us-west-2";
+const DOMAIN: &str = "lattice.test";
+const AUDIENCE: &str = "frontend-api";
+
+/// Verifies a request the way Lattice does, and describes what arrived.
+fn lattice_view(r: &Received) -> Value {
+    let verdict = sigv4::verify(
+        &sigv4::Request {
+            method: &r.method,
+            path: r.path.as_bytes(),
+            query: r.query.as_bytes(),
+            headers: &r.headers,
+            body_sha256: None,
+        },
+        &Expectation {
+            region: REGION,
+            service: "vpc-lattice-svcs",
+            now: time::OffsetDateTime::now_utc(),
+            max_skew: time::Duration::minutes(5),
+            normalize_path: true,
+            require_unsigned_payload: true,
+        },
+        |key| {
+            (key == TEST_ACCESS_KEY_ID).then(|| Secret {
+                secret_access_key: TEST_SECRET_ACCESS_KEY.into(),
+                session_token: Some(TEST_SESSION_TOKEN.into()),
+            })
+        },
+    );
+    let signed_headers = r
+        .header("authorization")
+        .and_then(|a| sigv4::parse_authorization(&a).ok())
+        .map(|a| a.signed_headers)
+        .unwrap_or_default();
+    json!({
+        "sni": r.sni,
+        "host": r.header("host"),
+        "path": r.path,
+        "sigv4": match verdict { Ok(_) => "ok".to_string(), Err(e) => format!("{}: {e}", e.code()) },
+        "signed_headers": signed_headers,
+        "headers": r.headers.iter().map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned())).collect::<Vec<_>>(),
+    })
+}
+
+struct Stack {
+    issuer: Issuer,
+    issuer_url: String,
+    jwks_fetches: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<Value>>>,
+    envoy: Envoy,
+    _jwks: TlsServer,
+    _lattice: TlsServer,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    fn start() -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("frontend test CA");
+        let ca_path = ca.write_pem(dir.path(), "ca.pem");
+        let issuer = Issuer::new();
+
+        let jwks_body = issuer.jwks();
+        let jwks_fetches = Arc::new(AtomicUsize::new(0));
+        let fetches = jwks_fetches.clone();
+        let jwks = TlsServer::start(
+            &ca.leaf(&["localhost"]),
+            Arc::new(move |r: &Received| {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                if r.path == "/.well-known/jwks.json" {
+                    (200, jwks_body.clone())
+                } else {
+                    (404, "{}".into())
+                }
+            }),
+        )
+        .unwrap();
+
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let hosts: Vec<String> = ["app1", "app2", "app3"]
+            .iter()
+            .map(|s| format!("{s}.{DOMAIN}"))
+            .collect();
+        let lattice = TlsServer::start(
+            &ca.leaf(&hosts.iter().map(String::as_str).collect::<Vec<_>>()),
+            Arc::new(move |r: &Received| {
+                let view = lattice_view(r);
+                record.lock().unwrap().push(view.clone());
+                (200, view.to_string())
+            }),
+        )
+        .unwrap();
+
+        let issuer_url = format!("https://localhost:{}", jwks.addr.port());
+        let overrides = Overrides {
+            issuer: Some(issuer_url.clone()),
+            audiences: vec![AUDIENCE.into()],
+            jwks_uri: Some(format!("https://localhost:{}/.well-known/jwks.json", jwks.addr.port())),
+            domain: Some(DOMAIN.into()),
+            region: Some(REGION.into()),
+            listen: Some("127.0.0.1:0".into()),
+            admin: Some("127.0.0.1:0".into()),
+            wasm: Some(filter_wasm().unwrap().display().to_string()),
+            lattice_endpoint: Some(format!("127.0.0.1:{}", lattice.addr.port())),
+            lattice_ca: Some(ca_path.display().to_string()),
+            jwks_ca: Some(ca_path.display().to_string()),
+            credentials: Some(Credentials::Env),
+            ..Overrides::default()
+        };
+        let config = envoy_gen::render_frontend(None, &overrides).unwrap_or_else(|e| panic!("{e}"));
+        let envoy = Envoy::start(&config).unwrap_or_else(|e| panic!("{e}"));
+        Stack {
+            issuer,
+            issuer_url,
+            jwks_fetches,
+            seen,
+            envoy,
+            _jwks: jwks,
+            _lattice: lattice,
+            _dir: dir,
+        }
+    }
+
+    fn token(&self, claims: Value) -> String {
+        let mut claims = claims;
+        claims["iss"] = json!(self.issuer_url);
+        claims["aud"] = json!(AUDIENCE);
+        self.issuer.token(Alg::ES256, claims)
+    }
+
+    fn send(&self, request: Request) -> e2e::http::Response {
+        request.send(("127.0.0.1", self.envoy.port("frontend"))).unwrap()
+    }
+}
+
+fn header<'a>(view: &'a Value, name: &str) -> Option<&'a str> {
+    view["headers"]
+        .as_array()?
+        .iter()
+        .find(|h| h[0] == name)
+        .and_then(|h| h[1].as_str())
+}
+
+#[test]
+fn generated_frontend_signs_for_the_right_service_with_identity_headers() {
+    let stack = Stack::start();
+    let token = stack.token(json!({"sub": "alice@example.com", "scp": ["orders.read", "Admin"]}));
+
+    let response = stack.send(
+        Request::get("/app2/orders?id=7")
+            .bearer(&token)
+            .header("x-jwt-scope-root", "true"),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let view = response.json();
+    assert_eq!(view["sigv4"], "ok", "{view:#}");
+    assert_eq!(view["sni"], "app2.lattice.test");
+    assert_eq!(view["host"], "app2.lattice.test");
+    assert_eq!(view["path"], "/app2/orders");
+    assert_eq!(header(&view, "x-jwt-subject"), Some("alice@example.com"));
+    assert_eq!(header(&view, "x-jwt-scope-orders.read"), Some("true"));
+    assert_eq!(header(&view, "x-jwt-scope-^admin"), Some("true"));
+    assert_eq!(header(&view, "x-jwt-scope-root"), None, "spoofed scope reached Lattice");
+    assert_eq!(header(&view, "x-amz-content-sha256"), Some("UNSIGNED-PAYLOAD"));
+    assert_eq!(header(&view, "x-amz-security-token"), Some(TEST_SESSION_TOKEN));
+    // Every identity header is covered by the signature.
+    let signed: Vec<&str> = view["signed_headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let identity: Vec<&str> = view["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h[0].as_str())
+        .filter(|n| n.starts_with("x-jwt-"))
+        .collect();
+    assert_eq!(identity.len(), 3, "{view:#}");
+    for name in identity
+        .iter()
+        .chain(&["host", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token"])
+    {
+        assert!(signed.contains(name), "{name} is not signed: {signed:?}");
+    }
+    assert!(
+        stack.jwks_fetches.load(Ordering::SeqCst) >= 1,
+        "JWKS was never fetched over TLS"
+    );
+}
+
+#[test]
+fn routes_match_whole_path_segments_and_health_needs_no_token() {
+    let stack = Stack::start();
+    let token = stack.token(json!({"sub": "bob", "scope": "read"}));
+    for (path, service) in [
+        ("/app2", "app2"),
+        ("/app2/", "app2"),
+        ("/app3/x/y", "app3"),
+        ("/app20", "app1"),
+        ("/app2x/y", "app1"),
+        ("/", "app1"),
+        ("/other", "app1"),
+    ] {
+        let response = stack.send(Request::get(path).bearer(&token));
+        assert_eq!(response.status, 200, "{path}: {}", response.text());
+        let view = response.json();
+        assert_eq!(view["sni"], format!("{service}.{DOMAIN}"), "{path}");
+        assert_eq!(view["host"], format!("{service}.{DOMAIN}"), "{path}");
+        assert_eq!(view["sigv4"], "ok", "{path}: {view:#}");
+    }
+    let before = stack.seen.lock().unwrap().len();
+    let health = stack.send(Request::get("/health"));
+    assert_eq!((health.status, health.text().as_str()), (200, "ok\n"));
+    let missing = stack.send(Request::get("/app2/orders"));
+    assert_eq!(missing.status, 401);
+    let query_token = stack.send(Request::get(&format!("/app2?access_token={token}")));
+    assert_eq!(query_token.status, 401);
+    let underscore = stack.send(Request::get("/app2").bearer(&token).header("x_jwt_subject", "admin"));
+    assert_eq!(underscore.status, 400, "headers with underscores are rejected");
+    assert_eq!(
+        stack.seen.lock().unwrap().len(),
+        before,
+        "a refused request reached Lattice"
+    );
+}
