@@ -106,6 +106,8 @@ fn every_case_verifies_at_its_timestamp() {
     }
 }
 
+type Mutation = (String, String, Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>);
+
 #[test]
 fn any_change_to_a_signed_part_is_rejected() {
     for case in cases() {
@@ -126,7 +128,8 @@ fn any_change_to_a_signed_part_is_rejected() {
                 .to_string();
             list.split(';').map(String::from).collect()
         };
-        let mut mutations: Vec<(String, String, Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>)> = Vec::new();
+        // (what changed, method, path, query, headers)
+        let mut mutations: Vec<Mutation> = Vec::new();
         let other_method = if case.method == "GET" { "POST" } else { "GET" };
         mutations.push((
             "method".into(),
