@@ -52,6 +52,14 @@ fn generated_files_match_the_generator() {
             drifted.push(golden.display().to_string());
         }
     }
+    let schema = Command::new(env!("CARGO_BIN_EXE_envoy-gen")).arg("schema").output().unwrap();
+    assert!(schema.status.success());
+    let schema_path = root().join("envoy/spec.schema.json");
+    if update {
+        std::fs::write(&schema_path, &schema.stdout).unwrap();
+    } else if std::fs::read(&schema_path).ok() != Some(schema.stdout) {
+        drifted.push(schema_path.display().to_string());
+    }
     assert!(
         drifted.is_empty(),
         "generated files differ from what envoy-gen renders (run `make generate` and review the diff): {drifted:?}"
