@@ -52,7 +52,10 @@ fn generated_files_match_the_generator() {
             drifted.push(golden.display().to_string());
         }
     }
-    let schema = Command::new(env!("CARGO_BIN_EXE_envoy-gen")).arg("schema").output().unwrap();
+    let schema = Command::new(env!("CARGO_BIN_EXE_envoy-gen"))
+        .arg("schema")
+        .output()
+        .unwrap();
     assert!(schema.status.success());
     let schema_path = root().join("envoy/spec.schema.json");
     if update {

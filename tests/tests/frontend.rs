@@ -68,8 +68,21 @@ struct Stack {
     _dir: tempfile::TempDir,
 }
 
+/// How the stack differs from the default.
+#[derive(Default)]
+struct Variant {
+    /// The JWKS endpoint answers 503 (an IdP outage).
+    jwks_down: bool,
+    /// `--no-oauth`.
+    no_oauth: bool,
+}
+
 impl Stack {
     fn start() -> Stack {
+        Stack::start_with(Variant::default())
+    }
+
+    fn start_with(variant: Variant) -> Stack {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("frontend test CA");
         let ca_path = ca.write_pem(dir.path(), "ca.pem");
@@ -78,14 +91,15 @@ impl Stack {
         let jwks_body = issuer.jwks();
         let jwks_fetches = Arc::new(AtomicUsize::new(0));
         let fetches = jwks_fetches.clone();
+        let jwks_down = variant.jwks_down;
         let jwks = TlsServer::start(
             &ca.leaf(&["localhost"]),
             Arc::new(move |r: &Received| {
                 fetches.fetch_add(1, Ordering::SeqCst);
-                if r.path == "/.well-known/jwks.json" {
-                    (200, jwks_body.clone())
-                } else {
-                    (404, "{}".into())
+                match (r.path.as_str(), jwks_down) {
+                    ("/.well-known/jwks.json", false) => (200, jwks_body.clone()),
+                    ("/.well-known/jwks.json", true) => (503, "{}".into()),
+                    _ => (404, "{}".into()),
                 }
             }),
         )
@@ -108,10 +122,12 @@ impl Stack {
         .unwrap();
 
         let issuer_url = format!("https://localhost:{}", jwks.addr.port());
+        let oauth = !variant.no_oauth;
         let overrides = Overrides {
-            issuer: Some(issuer_url.clone()),
-            audiences: vec![AUDIENCE.into()],
-            jwks_uri: Some(format!("https://localhost:{}/.well-known/jwks.json", jwks.addr.port())),
+            issuer: oauth.then(|| issuer_url.clone()),
+            audiences: if oauth { vec![AUDIENCE.into()] } else { Vec::new() },
+            jwks_uri: oauth.then(|| format!("https://localhost:{}/.well-known/jwks.json", jwks.addr.port())),
+            no_oauth: variant.no_oauth,
             domain: Some(DOMAIN.into()),
             region: Some(REGION.into()),
             listen: Some("127.0.0.1:0".into()),
@@ -240,4 +256,50 @@ fn routes_match_whole_path_segments_and_health_needs_no_token() {
         before,
         "a refused request reached Lattice"
     );
+}
+
+#[test]
+fn jwks_outage_gives_401_never_a_pass() {
+    let stack = Stack::start_with(Variant {
+        jwks_down: true,
+        ..Variant::default()
+    });
+    let token = stack.token(json!({"sub": "carol", "scp": ["read"]}));
+    let response = stack.send(Request::get("/app2").bearer(&token));
+    assert_eq!(response.status, 401, "{}", response.text());
+    assert!(
+        stack.jwks_fetches.load(Ordering::SeqCst) >= 1,
+        "the JWKS endpoint was never asked"
+    );
+    assert!(
+        stack.seen.lock().unwrap().is_empty(),
+        "a request reached Lattice without verified keys"
+    );
+}
+
+#[test]
+fn without_oauth_requests_are_signed_and_identity_headers_still_stripped() {
+    let stack = Stack::start_with(Variant {
+        no_oauth: true,
+        ..Variant::default()
+    });
+    let response = stack.send(
+        Request::get("/app3/x")
+            .header("x-jwt-subject", "admin")
+            .header("x-jwt-scope-admin", "true")
+            .header("x-amzn-lattice-identity", "Principal=arn:aws:iam::1:role/admin"),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let view = response.json();
+    assert_eq!(view["sigv4"], "ok", "{view:#}");
+    assert_eq!(view["sni"], "app3.lattice.test");
+    let leaked: Vec<&str> = view["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h[0].as_str())
+        .filter(|n| n.starts_with("x-jwt") || n.starts_with("x-amzn-lattice"))
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
+    assert_eq!(stack.jwks_fetches.load(Ordering::SeqCst), 0);
 }
