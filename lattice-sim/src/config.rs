@@ -1,0 +1,283 @@
+//! The simulator's configuration file: the service network, its services
+//! and the callers' credentials. Everything is checked at start; a
+//! malformed policy stops the simulator with an error naming it.
+
+use crate::policy::{Caller, Policy};
+use crate::sigv4::Secret;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AuthType {
+    #[serde(rename = "NONE")]
+    None,
+    #[serde(rename = "AWS_IAM")]
+    AwsIam,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    region: String,
+    account: String,
+    listen: Option<String>,
+    tls: Option<RawTls>,
+    service_network: RawNetwork,
+    services: Vec<RawService>,
+    #[serde(default)]
+    credentials: Vec<RawCredential>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca_cert: PathBuf,
+    ca_key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    name: String,
+    id: Option<String>,
+    auth_type: AuthType,
+    policy: Option<serde_json::Value>,
+    policy_file: Option<PathBuf>,
+    source_vpc: Option<String>,
+    source_vpc_owner_account: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: String,
+    id: Option<String>,
+    host: String,
+    auth_type: AuthType,
+    policy: Option<serde_json::Value>,
+    policy_file: Option<PathBuf>,
+    target: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredential {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+    principal: String,
+    org_id: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+/// A service network.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub name: String,
+    pub arn: String,
+    pub auth_type: AuthType,
+    pub policy: Option<Policy>,
+    pub source_vpc: String,
+    pub source_vpc_owner_account: String,
+}
+
+/// A Lattice service and where it forwards.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub id: String,
+    pub arn: String,
+    pub host: String,
+    pub auth_type: AuthType,
+    pub policy: Option<Policy>,
+    /// `http://host:port`, no path.
+    pub target: String,
+    pub target_group_arn: String,
+}
+
+/// A caller's credentials and who they are.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub secret: Secret,
+    pub caller: Caller,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub region: String,
+    pub account: String,
+    pub listen: Option<String>,
+    pub ca: Option<(PathBuf, PathBuf)>,
+    pub network: Network,
+    pub services: Vec<Service>,
+    pub credentials: BTreeMap<String, Credential>,
+}
+
+fn derived_id(prefix: &str, name: &str) -> String {
+    let digest = hex::encode(Sha256::digest(name.as_bytes()));
+    format!("{prefix}-{}", digest.get(..17).unwrap_or(&digest))
+}
+
+fn load_policy(
+    inline: Option<serde_json::Value>,
+    file: Option<PathBuf>,
+    base: &Path,
+    what: &str,
+) -> Result<Option<Policy>, String> {
+    let doc = match (inline, file) {
+        (Some(_), Some(_)) => return Err(format!("{what}: give `policy` or `policy_file`, not both")),
+        (Some(doc), None) => doc,
+        (None, Some(path)) => {
+            let path = base.join(path);
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{what}: {}: {e}", path.display()))?;
+            serde_json::from_str(&text).map_err(|e| format!("{what}: {}: not JSON: {e}", path.display()))?
+        }
+        (None, None) => return Ok(None),
+    };
+    Policy::from_value(&doc)
+        .map(Some)
+        .map_err(|e| format!("{what}: malformed policy: {e}"))
+}
+
+fn is_sts_or_iam_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", "aws", "sts" | "iam", "", acct, res] if acct.len() == 12 && acct.bytes().all(|b| b.is_ascii_digit()) && !res.is_empty())
+}
+
+impl Config {
+    /// Reads and checks a configuration file; relative paths in it are
+    /// relative to the file.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| e.without_snippet().to_string())?;
+        let mut errors = Vec::new();
+        if raw.account.len() != 12 || !raw.account.bytes().all(|b| b.is_ascii_digit()) {
+            errors.push(format!("account: `{}` is not a 12-digit AWS account id", raw.account));
+        }
+        let region = raw.region.clone();
+        let account = raw.account.clone();
+        let net_id = raw
+            .service_network
+            .id
+            .clone()
+            .unwrap_or_else(|| derived_id("sn", &raw.service_network.name));
+        let network_policy = load_policy(
+            raw.service_network.policy,
+            raw.service_network.policy_file,
+            base,
+            "service_network",
+        )
+        .unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+        let network = Network {
+            arn: format!("arn:aws:vpc-lattice:{region}:{account}:servicenetwork/{net_id}"),
+            name: raw.service_network.name,
+            auth_type: raw.service_network.auth_type,
+            policy: network_policy,
+            source_vpc: raw
+                .service_network
+                .source_vpc
+                .unwrap_or_else(|| "vpc-0a1b2c3d4e5f60718".into()),
+            source_vpc_owner_account: raw
+                .service_network
+                .source_vpc_owner_account
+                .unwrap_or_else(|| account.clone()),
+        };
+        let mut services: Vec<Service> = Vec::new();
+        for (i, s) in raw.services.into_iter().enumerate() {
+            let what = format!("services[{i}] ({})", s.name);
+            if services.iter().any(|o| o.name == s.name) {
+                errors.push(format!("{what}: duplicate service name"));
+            }
+            let host = s.host.to_ascii_lowercase();
+            if services.iter().any(|o| o.host == host) {
+                errors.push(format!("{what}: host `{host}` is used twice"));
+            }
+            let target = s.target.trim_end_matches('/').to_string();
+            if !target.starts_with("http://") || target.len() <= "http://".len() {
+                errors.push(format!("{what}: target `{}` must be http://HOST:PORT", s.target));
+            }
+            let policy = load_policy(s.policy, s.policy_file, base, &what).unwrap_or_else(|e| {
+                errors.push(e);
+                None
+            });
+            let id = s.id.unwrap_or_else(|| derived_id("svc", &s.name));
+            services.push(Service {
+                arn: format!("arn:aws:vpc-lattice:{region}:{account}:service/{id}"),
+                target_group_arn: format!(
+                    "arn:aws:vpc-lattice:{region}:{account}:targetgroup/{}",
+                    derived_id("tg", &s.name)
+                ),
+                id,
+                name: s.name,
+                host,
+                auth_type: s.auth_type,
+                policy,
+                target,
+            });
+        }
+        if services.is_empty() {
+            errors.push("services: at least one service is required".into());
+        }
+        let mut credentials = BTreeMap::new();
+        for (i, c) in raw.credentials.into_iter().enumerate() {
+            if !is_sts_or_iam_arn(&c.principal) {
+                errors.push(format!(
+                    "credentials[{i}]: principal `{}` is not an IAM or STS ARN",
+                    c.principal
+                ));
+            }
+            if credentials.contains_key(&c.access_key_id) {
+                errors.push(format!(
+                    "credentials[{i}]: access key `{}` is listed twice",
+                    c.access_key_id
+                ));
+            }
+            credentials.insert(
+                c.access_key_id,
+                Credential {
+                    secret: Secret {
+                        secret_access_key: c.secret_access_key,
+                        session_token: c.session_token,
+                    },
+                    caller: Caller {
+                        arn: c.principal,
+                        org_id: c.org_id,
+                        tags: c.tags,
+                    },
+                },
+            );
+        }
+        if !errors.is_empty() {
+            return Err(errors.join("\n"));
+        }
+        Ok(Config {
+            region,
+            account,
+            listen: raw.listen,
+            ca: raw.tls.map(|t| (base.join(t.ca_cert), base.join(t.ca_key))),
+            network,
+            services,
+            credentials,
+        })
+    }
+
+    /// The service a request is for, by host name (SNI or Host, no port).
+    pub fn service_by_host(&self, host: &str) -> Option<&Service> {
+        let host = host.rsplit_once(':').map_or(
+            host,
+            |(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host },
+        );
+        self.services.iter().find(|s| s.host.eq_ignore_ascii_case(host))
+    }
+}
