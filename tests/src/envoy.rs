@@ -13,6 +13,25 @@ pub const TEST_ACCESS_KEY_ID: &str = "ASIAFRONTENDTEST0001";
 pub const TEST_SECRET_ACCESS_KEY: &str = "frontend/test/secret/key/not/a/real/one/000";
 pub const TEST_SESSION_TOKEN: &str = "FwoGZXIvYXdzEFrontendTestSessionToken==";
 
+/// AWS credentials to put in Envoy's environment.
+#[derive(Debug, Clone)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+impl AwsCredentials {
+    /// The tests' default identity.
+    pub fn test() -> AwsCredentials {
+        AwsCredentials {
+            access_key_id: TEST_ACCESS_KEY_ID.into(),
+            secret_access_key: TEST_SECRET_ACCESS_KEY.into(),
+            session_token: TEST_SESSION_TOKEN.into(),
+        }
+    }
+}
+
 /// The workspace root (this crate lives in `<root>/tests`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -73,8 +92,13 @@ impl Envoy {
     /// Starts Envoy with `config` (YAML) and waits until every listener is
     /// bound. Admin and listeners should use port 0.
     pub fn start(config: &str) -> Result<Envoy, String> {
+        Envoy::start_as(config, &AwsCredentials::test())
+    }
+
+    /// Like `start`, with Envoy's environment holding `credentials`.
+    pub fn start_as(config: &str, credentials: &AwsCredentials) -> Result<Envoy, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let (mut child, admin_path) = spawn(config, &dir)?;
+        let (mut child, admin_path) = spawn(config, &dir, credentials)?;
         let deadline = Instant::now() + START_TIMEOUT;
         let admin_port = loop {
             if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -122,7 +146,7 @@ impl Envoy {
     /// returns its exit status and log.
     pub fn expect_refusal(config: &str) -> Result<(std::process::ExitStatus, String), String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let (mut child, _) = spawn(config, &dir)?;
+        let (mut child, _) = spawn(config, &dir, &AwsCredentials::test())?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -194,7 +218,7 @@ impl Drop for Envoy {
     }
 }
 
-fn spawn(config: &str, dir: &tempfile::TempDir) -> Result<(Child, PathBuf), String> {
+fn spawn(config: &str, dir: &tempfile::TempDir, credentials: &AwsCredentials) -> Result<(Child, PathBuf), String> {
     let binary = envoy_binary()?;
     let config_path = dir.path().join("envoy.yaml");
     std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
@@ -210,9 +234,9 @@ fn spawn(config: &str, dir: &tempfile::TempDir) -> Result<(Child, PathBuf), Stri
         // tests' own (see TEST_ACCESS_KEY_ID).
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .env("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET_ACCESS_KEY)
-        .env("AWS_SESSION_TOKEN", TEST_SESSION_TOKEN)
+        .env("AWS_ACCESS_KEY_ID", &credentials.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &credentials.secret_access_key)
+        .env("AWS_SESSION_TOKEN", &credentials.session_token)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)

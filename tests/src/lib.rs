@@ -7,5 +7,7 @@ pub mod envoy;
 pub mod fixture;
 pub mod frontend;
 pub mod http;
+pub mod idp;
 pub mod jwt;
+pub mod stack;
 pub mod tls;

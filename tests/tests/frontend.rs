@@ -2,15 +2,14 @@
 //! remote JWKS over verified TLS, the filter, SigV4 signing, and a TLS
 //! upstream standing in for Lattice that checks SNI, Host and the signature.
 
-use e2e::envoy::{filter_wasm, Envoy, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN};
+use e2e::envoy::{Envoy, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN};
 use e2e::http::Request;
-use e2e::jwt::{Alg, Issuer};
+use e2e::idp::TlsIdp;
+use e2e::stack::local_overrides;
 use e2e::tls::{Received, TestCa, TlsServer};
 use envoy_gen::frontend::Overrides;
-use envoy_gen::spec::Credentials;
 use lattice_sim::sigv4::{self, Expectation, Secret};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 const REGION: &str = "us-west-2";
@@ -58,12 +57,9 @@ fn lattice_view(r: &Received) -> Value {
 }
 
 struct Stack {
-    issuer: Issuer,
-    issuer_url: String,
-    jwks_fetches: Arc<AtomicUsize>,
+    idp: TlsIdp,
     seen: Arc<Mutex<Vec<Value>>>,
     envoy: Envoy,
-    _jwks: TlsServer,
     _lattice: TlsServer,
     _dir: tempfile::TempDir,
 }
@@ -86,24 +82,7 @@ impl Stack {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("frontend test CA");
         let ca_path = ca.write_pem(dir.path(), "ca.pem");
-        let issuer = Issuer::new();
-
-        let jwks_body = issuer.jwks();
-        let jwks_fetches = Arc::new(AtomicUsize::new(0));
-        let fetches = jwks_fetches.clone();
-        let jwks_down = variant.jwks_down;
-        let jwks = TlsServer::start(
-            &ca.leaf(&["localhost"]),
-            Arc::new(move |r: &Received| {
-                fetches.fetch_add(1, Ordering::SeqCst);
-                match (r.path.as_str(), jwks_down) {
-                    ("/.well-known/jwks.json", false) => (200, jwks_body.clone()),
-                    ("/.well-known/jwks.json", true) => (503, "{}".into()),
-                    _ => (404, "{}".into()),
-                }
-            }),
-        )
-        .unwrap();
+        let idp = TlsIdp::start(&ca, AUDIENCE, variant.jwks_down);
 
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = seen.clone();
@@ -121,43 +100,27 @@ impl Stack {
         )
         .unwrap();
 
-        let issuer_url = format!("https://localhost:{}", jwks.addr.port());
         let oauth = !variant.no_oauth;
         let overrides = Overrides {
-            issuer: oauth.then(|| issuer_url.clone()),
+            issuer: oauth.then(|| idp.url.clone()),
             audiences: if oauth { vec![AUDIENCE.into()] } else { Vec::new() },
-            jwks_uri: oauth.then(|| format!("https://localhost:{}/.well-known/jwks.json", jwks.addr.port())),
+            jwks_uri: oauth.then(|| idp.jwks_uri()),
             no_oauth: variant.no_oauth,
-            domain: Some(DOMAIN.into()),
-            region: Some(REGION.into()),
-            listen: Some("127.0.0.1:0".into()),
-            admin: Some("127.0.0.1:0".into()),
-            wasm: Some(filter_wasm().unwrap().display().to_string()),
-            lattice_endpoint: Some(format!("127.0.0.1:{}", lattice.addr.port())),
-            lattice_ca: Some(ca_path.display().to_string()),
-            jwks_ca: Some(ca_path.display().to_string()),
-            credentials: Some(Credentials::Env),
-            ..Overrides::default()
+            ..local_overrides(DOMAIN, REGION, lattice.addr.port(), &ca_path)
         };
         let config = envoy_gen::render_frontend(None, &overrides).unwrap_or_else(|e| panic!("{e}"));
         let envoy = Envoy::start(&config).unwrap_or_else(|e| panic!("{e}"));
         Stack {
-            issuer,
-            issuer_url,
-            jwks_fetches,
+            idp,
             seen,
             envoy,
-            _jwks: jwks,
             _lattice: lattice,
             _dir: dir,
         }
     }
 
     fn token(&self, claims: Value) -> String {
-        let mut claims = claims;
-        claims["iss"] = json!(self.issuer_url);
-        claims["aud"] = json!(AUDIENCE);
-        self.issuer.token(Alg::ES256, claims)
+        self.idp.token(claims)
     }
 
     fn send(&self, request: Request) -> e2e::http::Response {
@@ -216,10 +179,7 @@ fn generated_frontend_signs_for_the_right_service_with_identity_headers() {
     {
         assert!(signed.contains(name), "{name} is not signed: {signed:?}");
     }
-    assert!(
-        stack.jwks_fetches.load(Ordering::SeqCst) >= 1,
-        "JWKS was never fetched over TLS"
-    );
+    assert!(stack.idp.fetches() >= 1, "JWKS was never fetched over TLS");
 }
 
 #[test]
@@ -267,10 +227,7 @@ fn jwks_outage_gives_401_never_a_pass() {
     let token = stack.token(json!({"sub": "carol", "scp": ["read"]}));
     let response = stack.send(Request::get("/app2").bearer(&token));
     assert_eq!(response.status, 401, "{}", response.text());
-    assert!(
-        stack.jwks_fetches.load(Ordering::SeqCst) >= 1,
-        "the JWKS endpoint was never asked"
-    );
+    assert!(stack.idp.fetches() >= 1, "the JWKS endpoint was never asked");
     assert!(
         stack.seen.lock().unwrap().is_empty(),
         "a request reached Lattice without verified keys"
@@ -301,5 +258,5 @@ fn without_oauth_requests_are_signed_and_identity_headers_still_stripped() {
         .filter(|n| n.starts_with("x-jwt") || n.starts_with("x-amzn-lattice"))
         .collect();
     assert!(leaked.is_empty(), "{leaked:?}");
-    assert_eq!(stack.jwks_fetches.load(Ordering::SeqCst), 0);
+    assert_eq!(stack.idp.fetches(), 0);
 }
