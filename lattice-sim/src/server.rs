@@ -114,14 +114,23 @@ impl Running {
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
+/// Where access-log lines go (one JSON object per line).
+pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
+
 struct Shared {
     config: Config,
+    log: LogSink,
     client: HttpClient,
     port: u16,
 }
 
 /// Starts the simulator on `listen` (port 0 picks one) in its own thread.
 pub fn start(config: Config, listen: &str) -> Result<Running, String> {
+    start_with_log(config, listen, Arc::new(|line: &str| println!("{line}")))
+}
+
+/// Like `start`, with the access log sent to `log`.
+pub fn start_with_log(config: Config, listen: &str, log: LogSink) -> Result<Running, String> {
     let certs = Certificates::for_config(&config)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(certs.server_config()?));
     let listener = std::net::TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -137,7 +146,7 @@ pub fn start(config: Config, listen: &str) -> Result<Running, String> {
         runtime.block_on(async move {
             let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
             let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-            let shared = Arc::new(Shared { config, client, port: addr.port() });
+            let shared = Arc::new(Shared { config, log, client, port: addr.port() });
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
@@ -178,6 +187,7 @@ fn reply(status: StatusCode, error_type: Option<&str>, body: String) -> Response
 
 /// The request an access-log line is about.
 struct Access<'a> {
+    sink: &'a LogSink,
     method: &'a str,
     path: &'a str,
 }
@@ -205,7 +215,7 @@ impl Access<'_> {
             "statement": verdict.and_then(|v| v.statement.clone()),
             "reason": reason,
         });
-        println!("{line}");
+        (self.sink)(&line.to_string());
     }
 }
 
@@ -221,6 +231,7 @@ async fn handle(
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
     let access = Access {
+        sink: &shared.log,
         method: &method,
         path: &path,
     };

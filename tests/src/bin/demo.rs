@@ -1,19 +1,33 @@
-//! `make demo`: the jwt_scopes filter in the real Envoy, behind jwt_authn,
-//! in front of an echo upstream, all on 127.0.0.1. Mints a token with a
-//! freshly generated key, sends one request with it and one without, and
-//! shows what the upstream received.
+//! `make demo`: the whole system on 127.0.0.1.
+//!
+//!   client --Bearer JWT--> Envoy frontend (rendered by envoy-gen: jwt_authn,
+//!   jwt_scopes, SigV4) --TLS+SigV4--> lattice-sim (network and service auth
+//!   policies of lattice-sim/examples/demo.yaml) --> app1/app2/app3 (echo)
+//!
+//! A test identity provider serves its JWKS over HTTPS; tokens are signed
+//! with its freshly generated key. Each scenario prints what the client
+//! sent, what came back, what the service received, and the access-log line
+//! of lattice-sim with the policy statement that decided.
 
 use e2e::echo::{echoed_headers, EchoServer};
-use e2e::envoy::{envoy_binary, filter_wasm, Envoy};
-use e2e::frontend::Frontend;
+use e2e::envoy::{envoy_binary, AwsCredentials, Envoy};
 use e2e::http::Request;
-use e2e::jwt::{payload_of, Alg, Issuer};
+use e2e::idp::TlsIdp;
+use e2e::stack::local_overrides;
+use e2e::tls::TestCa;
+use envoy_gen::frontend::Overrides;
+use lattice_sim::config::Config;
 use serde_json::json;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 fn main() -> ExitCode {
     match run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("\ndemo FAILED: a scenario did not end as expected");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("demo failed: {e}");
             ExitCode::FAILURE
@@ -21,99 +35,181 @@ fn main() -> ExitCode {
     }
 }
 
-fn show(title: &str, request: &Request, port: u16) -> Result<u16, String> {
-    println!("\n== {title}");
-    println!("   {} {}", request.method, request.path);
-    for (name, value) in &request.headers {
-        let value = String::from_utf8_lossy(value);
-        let shown = if name == "authorization" {
-            format!("{}…", &value[..value.len().min(20)])
-        } else {
-            value.into_owned()
-        };
-        println!("   {name}: {shown}");
-    }
-    let response = request.send(("127.0.0.1", port))?;
-    println!("-> {} from Envoy", response.status);
-    if response.status == 200 {
-        println!("   the upstream received these identity headers:");
-        let mut identity: Vec<_> = echoed_headers(&response.json())
-            .into_iter()
-            .filter(|(n, _)| n.starts_with("x-jwt-") || n == "authorization")
-            .collect();
-        identity.sort();
-        if identity.is_empty() {
-            println!("     (none)");
-        }
-        for (name, value) in identity {
-            println!("     {name}: {value}");
-        }
-    } else {
-        println!("   {}", response.text().trim());
-    }
-    Ok(response.status)
+struct Scenario<'a> {
+    title: &'a str,
+    path: &'a str,
+    /// Scopes of the token; None sends no token.
+    scopes: Option<&'a [&'a str]>,
+    spoofed: &'a [(&'a str, &'a str)],
+    expect: u16,
 }
 
-fn run() -> Result<(), String> {
-    let issuer = Issuer::new();
-    let echo = EchoServer::start()?;
-    let wasm = filter_wasm()?;
-    println!("Envoy:    {}", envoy_binary()?.display());
-    println!("filter:   {}", wasm.display());
-    println!("upstream: echo server on {}", echo.addr);
-    let config = Frontend {
-        jwks: &issuer.jwks(),
-        wasm: &wasm,
-        plugin_config: None,
-        upstream_port: echo.addr.port(),
+fn run() -> Result<bool, String> {
+    let root = e2e::envoy::workspace_root();
+    let mut sim_config = Config::load(&root.join("lattice-sim/examples/demo.yaml"))?;
+    let apps: Vec<EchoServer> = (0..sim_config.services.len())
+        .map(|_| EchoServer::start())
+        .collect::<Result<_, _>>()?;
+    for (service, app) in sim_config.services.iter_mut().zip(&apps) {
+        service.target = format!("http://127.0.0.1:{}", app.addr.port());
     }
-    .render();
-    let envoy = Envoy::start(&config)?;
-    let port = envoy.port("ingress");
-    println!("Envoy listening on 127.0.0.1:{port} (jwt_authn -> jwt_scopes -> router)");
-
-    let token = issuer.token(
-        Alg::RS256,
-        json!({"sub": "alice@example.com", "scp": ["openid", "test.all", "Orders.Read"]}),
-    );
-    println!(
-        "\nA token signed with a fresh RS256 key, payload:\n   {}",
-        payload_of(&token)
-    );
-    let with_token = Request::get("/api/orders")
-        .bearer(&token)
-        .header("x-jwt-scope-admin", "true")
-        .header("x-jwt-subject", "admin");
-    let status_with = show("with the token (and two spoofed identity headers)", &with_token, port)?;
-
-    let without = Request::get("/api/orders").header("x-jwt-subject", "admin");
-    let status_without = show("without a token (a spoofed subject only)", &without, port)?;
-
-    let without_optional = Request::get("/optional/status").header("x-jwt-subject", "admin");
-    let status_optional = show(
-        "without a token on a route where the token is optional",
-        &without_optional,
-        port,
+    let frontend_key = sim_config
+        .credentials
+        .iter()
+        .find(|(_, c)| c.caller.arn.contains(":assumed-role/frontend/"))
+        .map(|(key, c)| AwsCredentials {
+            access_key_id: key.clone(),
+            secret_access_key: c.secret.secret_access_key.clone(),
+            session_token: c.secret.session_token.clone().unwrap_or_default(),
+        })
+        .ok_or("demo.yaml has no frontend credentials")?;
+    let log_lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink_lines = log_lines.clone();
+    let sim = lattice_sim::server::start_with_log(
+        sim_config,
+        "127.0.0.1:0",
+        Arc::new(move |line: &str| {
+            if let Ok(mut lines) = sink_lines.lock() {
+                lines.push(line.to_string());
+            }
+        }),
     )?;
 
-    println!("\nfilter counters on Envoy's /stats:");
-    for name in [
-        "requests",
-        "requests_with_identity",
-        "scope_headers_emitted",
-        "client_headers_stripped",
-        "requests_refused",
-    ] {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let ca = TestCa::new("demo IdP CA");
+    let idp = TlsIdp::start(&ca, "lattice-demo", false);
+    let bundle = dir.path().join("ca-bundle.pem");
+    std::fs::write(&bundle, format!("{}{}", ca.pem, sim.ca_pem)).map_err(|e| e.to_string())?;
+    let overrides = Overrides {
+        issuer: Some(idp.url.clone()),
+        audiences: vec![idp.audience.clone()],
+        jwks_uri: Some(idp.jwks_uri()),
+        ..local_overrides("lattice.local", "us-west-2", sim.addr.port(), &bundle)
+    };
+    let config = envoy_gen::render_frontend(None, &overrides).map_err(|e| format!("envoy-gen: {e}"))?;
+    std::fs::write(dir.path().join("frontend.yaml"), &config).map_err(|e| e.to_string())?;
+    let envoy = Envoy::start_as(&config, &frontend_key)?;
+    let port = envoy.port("frontend");
+
+    println!(
+        "Envoy        {} (frontend rendered by envoy-gen, credentials from its environment only)",
+        envoy_binary()?.display()
+    );
+    println!("frontend     http://127.0.0.1:{port}   (jwt_authn -> jwt_scopes -> router -> SigV4 per upstream)");
+    println!("identity     {} (JWKS over TLS)", idp.url);
+    println!(
+        "lattice-sim  https://{}   policies: lattice-sim/examples/demo.yaml",
+        sim.addr
+    );
+    println!(
+        "Envoy signs as {} (arn:aws:sts::111122223333:assumed-role/frontend/envoy)",
+        frontend_key.access_key_id
+    );
+
+    let scenarios = [
+        Scenario {
+            title: "token with test.all -> app1 (policy: frontend role AND x-jwt-scope-test.all)",
+            path: "/app1/hello",
+            scopes: Some(&["openid", "test.all"]),
+            spoofed: &[],
+            expect: 200,
+        },
+        Scenario {
+            title: "token without test.all -> app1",
+            path: "/app1/hello",
+            scopes: Some(&["openid"]),
+            spoofed: &[],
+            expect: 403,
+        },
+        Scenario {
+            title: "same token, plus a forged x-jwt-scope-test.all header",
+            path: "/app1/hello",
+            scopes: Some(&["openid"]),
+            spoofed: &[("x-jwt-scope-test.all", "true"), ("X-JWT-Subject", "admin")],
+            expect: 403,
+        },
+        Scenario {
+            title: "token with orders.read -> app2 GET",
+            path: "/app2/orders/7",
+            scopes: Some(&["orders.read"]),
+            spoofed: &[],
+            expect: 200,
+        },
+        Scenario {
+            title: "orders.read -> app2 admin path (explicit Deny)",
+            path: "/app2/admin/users",
+            scopes: Some(&["orders.read"]),
+            spoofed: &[],
+            expect: 403,
+        },
+        Scenario {
+            title: "any token -> app3 (auth type NONE)",
+            path: "/app3/status",
+            scopes: Some(&[]),
+            spoofed: &[],
+            expect: 200,
+        },
+        Scenario {
+            title: "no token at all",
+            path: "/app1/hello",
+            scopes: None,
+            spoofed: &[("x-jwt-scope-test.all", "true")],
+            expect: 401,
+        },
+    ];
+    let mut all_ok = true;
+    for s in &scenarios {
+        println!("\n== {}", s.title);
+        let mut request = Request::get(s.path);
+        if let Some(scopes) = s.scopes {
+            let token = idp.token(json!({"sub": "alice@example.com", "scp": scopes}));
+            request = request.bearer(&token);
+            println!("   GET {}  token: sub=alice@example.com scp={scopes:?}", s.path);
+        } else {
+            println!("   GET {}  (no token)", s.path);
+        }
+        for (name, value) in s.spoofed {
+            request = request.header(name, value);
+            println!("   {name}: {value}   <- forged by the client");
+        }
+        let before = log_lines.lock().map(|l| l.len()).unwrap_or(0);
+        let response = request.send(("127.0.0.1", port))?;
+        let ok = response.status == s.expect;
+        all_ok &= ok;
         println!(
-            "   wasmcustom.jwt_scopes.{name}: {}",
-            envoy.stat(&format!("wasmcustom.jwt_scopes.{name}"))
+            "-> {} (expected {}) {}",
+            response.status,
+            s.expect,
+            if ok { "ok" } else { "UNEXPECTED" }
         );
+        if response.status == 200 {
+            let mut seen: Vec<(String, String)> = echoed_headers(&response.json())
+                .into_iter()
+                .filter(|(n, _)| n.starts_with("x-jwt-") || n == "x-amzn-lattice-identity")
+                .collect();
+            seen.sort();
+            println!("   the service received:");
+            for (name, value) in seen {
+                println!("     {name}: {value}");
+            }
+        } else {
+            println!("   {}", response.text().trim());
+        }
+        if let Ok(lines) = log_lines.lock() {
+            for line in lines.iter().skip(before) {
+                println!("   lattice-sim: {line}");
+            }
+        }
     }
-    if (status_with, status_without, status_optional) != (200, 401, 200) {
-        return Err(format!(
-            "unexpected statuses {status_with}, {status_without}, {status_optional}"
-        ));
+    println!(
+        "\njwt_scopes counters: requests {}, with identity {}, scope headers {}, client headers stripped {}",
+        envoy.stat("wasmcustom.jwt_scopes.requests"),
+        envoy.stat("wasmcustom.jwt_scopes.requests_with_identity"),
+        envoy.stat("wasmcustom.jwt_scopes.scope_headers_emitted"),
+        envoy.stat("wasmcustom.jwt_scopes.client_headers_stripped")
+    );
+    if all_ok {
+        println!("\ndemo OK: every scenario ended as the policies say");
     }
-    println!("\ndemo OK");
-    Ok(())
+    Ok(all_ok)
 }
