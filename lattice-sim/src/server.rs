@@ -15,13 +15,11 @@ use hyper_util::server::conn::auto;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// Largest request body forwarded (Lattice's own limit is larger; this is
 /// a local tool).
 const MAX_BODY: usize = 10 * 1024 * 1024;
-const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The simulator's TLS identity: a CA (generated, or the user's) and one
 /// certificate naming every service host.
@@ -358,7 +356,7 @@ async fn handle(
         );
         return reply(StatusCode::BAD_GATEWAY, None, "request could not be forwarded\n".into());
     };
-    match tokio::time::timeout(UPSTREAM_TIMEOUT, shared.client.request(upstream)).await {
+    match tokio::time::timeout(shared.config.upstream_timeout, shared.client.request(upstream)).await {
         Err(_) => {
             access.log(
                 Some(service),
@@ -391,7 +389,7 @@ async fn handle(
         }
         Ok(Ok(response)) => {
             let (parts, body) = response.into_parts();
-            let body = match tokio::time::timeout(UPSTREAM_TIMEOUT, body.collect()).await {
+            let body = match tokio::time::timeout(shared.config.upstream_timeout, body.collect()).await {
                 Ok(Ok(b)) => b.to_bytes(),
                 _ => {
                     access.log(

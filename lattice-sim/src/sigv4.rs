@@ -309,6 +309,45 @@ pub fn verify(
     })
 }
 
+/// Signs a request as a SigV4 client does (all of `signed_headers` must be
+/// present, `x-amz-date` among them): returns the `Authorization` value.
+/// For tests and tools; the verifier does not use it.
+pub fn authorization_header(
+    request: &Request<'_>,
+    signed_headers: &[String],
+    access_key_id: &str,
+    secret_access_key: &str,
+    region: &str,
+    service: &str,
+    normalize: bool,
+) -> Result<String, Rejection> {
+    let amz_date = single_header(request.headers, "x-amz-date")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .ok_or_else(|| Rejection::Incomplete("x-amz-date is required".into()))?;
+    let date = amz_date.get(..8).unwrap_or(amz_date);
+    let payload_hash = match single_header(request.headers, "x-amz-content-sha256") {
+        Some(v) => String::from_utf8_lossy(v).into_owned(),
+        None => request
+            .body_sha256
+            .clone()
+            .unwrap_or_else(|| hex::encode(Sha256::digest(b""))),
+    };
+    let canonical = canonical_request(request, signed_headers, &payload_hash, normalize)?;
+    let scope = format!("{date}/{region}/{service}/aws4_request");
+    let string_to_sign = format!(
+        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    );
+    let signature = hex::encode(hmac(
+        &signing_key(secret_access_key, date, region, service),
+        string_to_sign.as_bytes(),
+    ));
+    Ok(format!(
+        "{ALGORITHM} Credential={access_key_id}/{scope}, SignedHeaders={}, Signature={signature}",
+        signed_headers.join(";")
+    ))
+}
+
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     // HMAC takes keys of any length, so `new_from_slice` does not fail; if it
     // ever did, an empty key only makes verification fail (closed).

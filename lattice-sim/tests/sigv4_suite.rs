@@ -215,3 +215,45 @@ fn clock_skew_over_five_minutes_is_rejected() {
     };
     check(&within, &case.method, &case.path, &case.query, &case.headers).unwrap();
 }
+
+#[test]
+fn the_signer_reproduces_every_expected_signature() {
+    for case in cases() {
+        let auth = case
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+            .unwrap();
+        let auth = lattice_sim::sigv4::parse_authorization(&String::from_utf8_lossy(&auth.1)).unwrap();
+        let unsigned: Vec<(String, Vec<u8>)> = case
+            .headers
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("authorization"))
+            .cloned()
+            .collect();
+        let request = Request {
+            method: &case.method,
+            path: &case.path,
+            query: &case.query,
+            headers: &unsigned,
+            body_sha256: Some(hex::encode(Sha256::digest(&case.body))),
+        };
+        let ctx = &case.context;
+        let header = lattice_sim::sigv4::authorization_header(
+            &request,
+            &auth.signed_headers,
+            ctx["credentials"]["access_key_id"].as_str().unwrap(),
+            ctx["credentials"]["secret_access_key"].as_str().unwrap(),
+            ctx["region"].as_str().unwrap(),
+            ctx["service"].as_str().unwrap(),
+            ctx["normalize"].as_bool().unwrap(),
+        )
+        .unwrap();
+        let expected = std::fs::read_to_string(suite_dir().join(&case.name).join("header-signature.txt")).unwrap();
+        assert!(
+            header.ends_with(&format!("Signature={}", expected.trim())),
+            "{}: {header}",
+            case.name
+        );
+    }
+}

@@ -65,8 +65,25 @@ impl Request {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .map_err(|e| e.to_string())?;
+        stream
+            .write_all(&self.to_bytes("localhost"))
+            .map_err(|e| format!("write: {e}"))?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
+        parse_response(&raw)
+    }
+
+    /// The request as HTTP/1.1 bytes, with `host` (unless the request sets
+    /// its own `host` header) and `connection: close`.
+    pub fn to_bytes(&self, host: &str) -> Vec<u8> {
+        let has_host = self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host"));
+        let host_line = if has_host {
+            String::new()
+        } else {
+            format!("host: {host}\r\n")
+        };
         let mut bytes = format!(
-            "{} {} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n",
+            "{} {} HTTP/1.1\r\n{host_line}connection: close\r\n",
             self.method, self.path
         )
         .into_bytes();
@@ -77,10 +94,7 @@ impl Request {
             bytes.extend_from_slice(b"\r\n");
         }
         bytes.extend_from_slice(b"\r\n");
-        stream.write_all(&bytes).map_err(|e| format!("write: {e}"))?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
-        parse_response(&raw)
+        bytes
     }
 }
 
@@ -89,7 +103,7 @@ pub fn get(addr: impl ToSocketAddrs, path: &str) -> Result<Response, String> {
     Request::get(path).send(addr)
 }
 
-fn parse_response(raw: &[u8]) -> Result<Response, String> {
+pub(crate) fn parse_response(raw: &[u8]) -> Result<Response, String> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
     pub pem: String,
+    key_pem: String,
 }
 
 /// A certificate and its key, PEM.
@@ -39,8 +40,14 @@ impl TestCa {
         let cert = params.self_signed(&key).expect("CA certificate");
         TestCa {
             pem: cert.pem(),
+            key_pem: key.serialize_pem(),
             issuer: Issuer::new(params, key),
         }
+    }
+
+    /// The CA's private key, PEM (to hand to a tool that issues with it).
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
     }
 
     /// A server certificate for `names` (DNS names or IP addresses).
@@ -188,4 +195,42 @@ impl Drop for TlsServer {
             let _ = thread.join();
         }
     }
+}
+
+/// Sends `request` over TLS to `addr` with SNI `server_name`, trusting only
+/// `ca_pem`; the Host header is `server_name` unless the request sets one.
+pub fn send(
+    addr: SocketAddr,
+    server_name: &str,
+    ca_pem: &str,
+    request: &crate::http::Request,
+) -> Result<crate::http::Response, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use std::io::{Read, Write};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(server_name.to_string()).map_err(|e| e.to_string())?;
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    tls.write_all(&request.to_bytes(server_name))
+        .map_err(|e| format!("write: {e}"))?;
+    let mut raw = Vec::new();
+    match tls.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // Servers may close without close_notify after `connection: close`.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(format!("read: {e}")),
+    }
+    crate::http::parse_response(&raw)
 }
