@@ -260,3 +260,51 @@ fn without_oauth_requests_are_signed_and_identity_headers_still_stripped() {
     assert!(leaked.is_empty(), "{leaked:?}");
     assert_eq!(stack.idp.fetches(), 0);
 }
+
+#[test]
+fn tls_listener_from_a_spec_serves_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("listener CA");
+    let ca_path = ca.write_pem(dir.path(), "ca.pem");
+    let leaf = ca.leaf(&["frontend.example.test"]);
+    std::fs::write(dir.path().join("frontend.crt"), &leaf.cert_pem).unwrap();
+    std::fs::write(dir.path().join("frontend.key"), &leaf.key_pem).unwrap();
+    let idp = TlsIdp::start(&ca, AUDIENCE, false);
+    let lattice = TlsServer::start(
+        &ca.leaf(&["app1.lattice.test"]),
+        Arc::new(|r: &Received| (200, lattice_view(r).to_string())),
+    )
+    .unwrap();
+    let spec = format!(
+        "tls:\n  cert: {}\n  key: {}\nservices: [{{name: app1}}]\n",
+        dir.path().join("frontend.crt").display(),
+        dir.path().join("frontend.key").display()
+    );
+    let overrides = Overrides {
+        issuer: Some(idp.url.clone()),
+        audiences: vec![AUDIENCE.into()],
+        jwks_uri: Some(idp.jwks_uri()),
+        ..local_overrides(DOMAIN, REGION, lattice.addr.port(), &ca_path)
+    };
+    let config = envoy_gen::render_frontend(Some((std::path::Path::new("spec.yaml"), &spec)), &overrides)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let envoy = Envoy::start(&config).unwrap_or_else(|e| panic!("{e}"));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], envoy.port("frontend")));
+    let token = idp.token(json!({"sub": "tls-user", "scp": ["read"]}));
+    let response = e2e::tls::send(
+        addr,
+        "frontend.example.test",
+        &ca.pem,
+        &Request::get("/app1/x").bearer(&token),
+    )
+    .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let view = response.json();
+    assert_eq!(view["sigv4"], "ok");
+    assert_eq!(header(&view, "x-jwt-subject"), Some("tls-user"));
+    // Plain HTTP on the TLS port gets nothing.
+    assert!(
+        Request::get("/health").send(addr).is_err(),
+        "plain HTTP was answered on the TLS listener"
+    );
+}
