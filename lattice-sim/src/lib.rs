@@ -9,5 +9,6 @@
 pub mod config;
 pub mod lattice;
 pub mod policy;
+pub mod serve;
 pub mod server;
 pub mod sigv4;

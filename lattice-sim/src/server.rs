@@ -5,17 +5,16 @@
 use crate::config::{AuthType, Config, Service};
 use crate::lattice::{self, RequestInfo, Verdict, LATTICE_HEADERS};
 use crate::policy::Caller;
+use crate::serve::{Background, Peer};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioExecutor;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::oneshot;
 
 /// Largest request body forwarded (Lattice's own limit is larger; this is
 /// a local tool).
@@ -65,20 +64,7 @@ impl Certificates {
     }
 
     fn server_config(&self) -> Result<rustls::ServerConfig, String> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let certs = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| e.to_string())?;
-        let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| e.to_string())?;
-        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(tls)
+        crate::serve::tls_config(&self.cert_pem, &self.key_pem)
     }
 }
 
@@ -86,27 +72,13 @@ impl Certificates {
 pub struct Running {
     pub addr: SocketAddr,
     pub ca_pem: String,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+    server: Background,
 }
 
 impl Running {
     /// Blocks until the server stops (for the binary).
-    pub fn wait(mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn wait(self) {
+        self.server.wait();
     }
 }
 
@@ -119,7 +91,14 @@ struct Shared {
     config: Config,
     log: LogSink,
     client: HttpClient,
-    port: u16,
+    /// The bound port, for `x-forwarded-port` and the `Port` condition key.
+    port: Arc<std::sync::OnceLock<u16>>,
+}
+
+impl Shared {
+    fn port(&self) -> u16 {
+        self.port.get().copied().unwrap_or(0)
+    }
 }
 
 /// Starts the simulator on `listen` (port 0 picks one) in its own thread.
@@ -130,48 +109,23 @@ pub fn start(config: Config, listen: &str) -> Result<Running, String> {
 /// Like `start`, with the access log sent to `log`.
 pub fn start_with_log(config: Config, listen: &str, log: LogSink) -> Result<Running, String> {
     let certs = Certificates::for_config(&config)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(certs.server_config()?));
-    let listener = std::net::TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (stop, mut stopped) = oneshot::channel::<()>();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let thread = std::thread::spawn(move || {
-        runtime.block_on(async move {
-            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-            let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-            let shared = Arc::new(Shared { config, log, client, port: addr.port() });
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    accepted = listener.accept() => {
-                        let Ok((tcp, peer)) = accepted else { continue };
-                        let acceptor = acceptor.clone();
-                        let shared = shared.clone();
-                        tokio::spawn(async move {
-                            let Ok(tls) = acceptor.accept(tcp).await else { return };
-                            let sni = tls.get_ref().1.server_name().map(str::to_ascii_lowercase);
-                            let service = hyper::service::service_fn(move |request| {
-                                let shared = shared.clone();
-                                let sni = sni.clone();
-                                async move { Ok::<_, std::convert::Infallible>(handle(&shared, sni.as_deref(), peer, request).await) }
-                            });
-                            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tls), service).await;
-                        });
-                    }
-                }
-            }
-        });
+    // The port is known only once bound; the handler reads it from here.
+    let port = Arc::new(std::sync::OnceLock::new());
+    let shared = Arc::new(Shared {
+        config,
+        log,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        port: port.clone(),
     });
+    let server = crate::serve::spawn(listen, Some(certs.server_config()?), 2, move |peer: Peer, request| {
+        let shared = shared.clone();
+        async move { handle(&shared, peer.sni.as_deref(), peer.addr, request).await }
+    })?;
+    let _ = port.set(server.addr.port());
     Ok(Running {
-        addr,
+        addr: server.addr,
         ca_pem: certs.ca_pem,
-        stop: Some(stop),
-        thread: Some(thread),
+        server,
     })
 }
 
@@ -277,7 +231,7 @@ async fn handle(
         path: &path,
         query: &query,
         headers: &headers,
-        port: shared.port,
+        port: shared.port(),
     };
     let needs_auth = config.network.auth_type == AuthType::AwsIam || service.auth_type == AuthType::AwsIam;
     let caller = if needs_auth {
@@ -344,7 +298,7 @@ async fn handle(
     upstream = upstream
         .header("x-forwarded-for", peer.ip().to_string())
         .header("x-forwarded-proto", "https")
-        .header("x-forwarded-port", shared.port.to_string());
+        .header("x-forwarded-port", shared.port().to_string());
     let Ok(upstream) = upstream.body(Full::new(body)) else {
         access.log(
             Some(service),

@@ -5,13 +5,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::Response;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use lattice_sim::serve::{Background, Peer};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::sync::oneshot;
 
 /// A certificate authority that exists for one test run.
 pub struct TestCa {
@@ -92,108 +90,50 @@ impl Received {
 
 pub type Handler = Arc<dyn Fn(&Received) -> (u16, String) + Send + Sync>;
 
-/// An HTTPS server on 127.0.0.1 (HTTP/1.1 and HTTP/2 by ALPN).
+/// An HTTPS server on 127.0.0.1 (HTTP/1.1 and HTTP/2 by ALPN), answering
+/// with `handler`'s status and JSON text; stopped when dropped.
 pub struct TlsServer {
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-fn server_config(leaf: &Leaf) -> Result<rustls::ServerConfig, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).map_err(|e| e.to_string())?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| e.to_string())?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+    _server: Background,
 }
 
 impl TlsServer {
     pub fn start(leaf: &Leaf, handler: Handler) -> Result<TlsServer, String> {
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(leaf)?));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        let thread = std::thread::spawn(move || {
-            runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-                loop {
-                    tokio::select! {
-                        _ = &mut stopped => break,
-                        accepted = listener.accept() => {
-                            let Ok((tcp, _)) = accepted else { continue };
-                            let acceptor = acceptor.clone();
-                            let handler = handler.clone();
-                            tokio::spawn(async move {
-                                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                                let sni = tls.get_ref().1.server_name().map(String::from);
-                                let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                                    let handler = handler.clone();
-                                    let sni = sni.clone();
-                                    async move {
-                                        let (parts, body) = request.into_parts();
-                                        let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
-                                        let received = Received {
-                                            sni,
-                                            method: parts.method.to_string(),
-                                            path: parts.uri.path().to_string(),
-                                            query: parts.uri.query().unwrap_or("").to_string(),
-                                            headers: parts
-                                                .headers
-                                                .iter()
-                                                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                                                .collect(),
-                                            body,
-                                        };
-                                        let (status, text) = handler(&received);
-                                        Ok::<_, std::convert::Infallible>(
-                                            Response::builder()
-                                                .status(status)
-                                                .header("content-type", "application/json")
-                                                .body(Full::new(Bytes::from(text)))
-                                                .unwrap_or_default(),
-                                        )
-                                    }
-                                });
-                                let _ = auto::Builder::new(TokioExecutor::new())
-                                    .serve_connection(TokioIo::new(tls), service)
-                                    .await;
-                            });
-                        }
-                    }
+        let tls = lattice_sim::serve::tls_config(&leaf.cert_pem, &leaf.key_pem)?;
+        let server = lattice_sim::serve::spawn(
+            "127.0.0.1:0",
+            Some(tls),
+            1,
+            move |peer: Peer, request: hyper::Request<Incoming>| {
+                let handler = handler.clone();
+                async move {
+                    let (parts, body) = request.into_parts();
+                    let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+                    let received = Received {
+                        sni: peer.sni,
+                        method: parts.method.to_string(),
+                        path: parts.uri.path().to_string(),
+                        query: parts.uri.query().unwrap_or("").to_string(),
+                        headers: parts
+                            .headers
+                            .iter()
+                            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                            .collect(),
+                        body,
+                    };
+                    let (status, text) = handler(&received);
+                    Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(text)))
+                        .unwrap_or_default()
                 }
-            });
-        });
+            },
+        )?;
         Ok(TlsServer {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
+            addr: server.addr,
+            _server: server,
         })
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
