@@ -141,6 +141,22 @@ fn variants(jwks: &str, wasm: &str) -> Vec<Variant> {
         },
     ];
     let empty = e2e::envoy::workspace_root().join("target/wasm32-wasip1/release/empty_filter.wasm");
+    // For investigations: any other module in A3's place, measured alongside.
+    // (comma-separated paths give X1, X2, ...).
+    for (i, extra) in std::env::var("BENCH_EXTRA_WASM")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .enumerate()
+    {
+        let id: &'static str = Box::leak(format!("X{}", i + 1).into_boxed_str());
+        let what: &'static str = Box::leak(format!("A1 + {extra}").into_boxed_str());
+        list.push(Variant {
+            id,
+            what,
+            filters: vec![jwt_authn(jwks, false), wasm_filter(extra, "jwt_scopes")],
+        });
+    }
     list.push(Variant {
         id: "A5",
         what: "A1 + an empty proxy-wasm filter (the V8 floor)",

@@ -57,6 +57,7 @@ extern "C" {
     ) -> u32;
     fn proxy_define_metric(metric_type: u32, name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
 }
 
 fn check(status: u32) -> Result<(), u32> {
@@ -181,4 +182,10 @@ pub fn increment(id: u32, by: u64) {
             proxy_increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
         }
     }
+}
+
+/// Asks for `on_tick` on the root context every `period_ms`.
+pub fn set_tick_period_ms(period_ms: u32) -> Result<(), u32> {
+    // SAFETY: a plain value.
+    check(unsafe { proxy_set_tick_period_milliseconds(period_ms) })
 }

@@ -200,6 +200,26 @@ impl Envoy {
             .unwrap_or(0)
     }
 
+    /// Waits (up to 5 s) until the counter `name` satisfies `done`, and
+    /// returns its last value. The filter adds its counts to Envoy's every
+    /// 200 ms, so a test waits for the value it expects instead of reading
+    /// once; a wrong value is still returned (and fails the assertion).
+    pub fn wait_stat_until(&self, name: &str, done: impl Fn(u64) -> bool) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let value = self.stat(name);
+            if done(value) || Instant::now() > deadline {
+                return value;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `wait_stat_until` the counter equals `expected`.
+    pub fn wait_stat(&self, name: &str, expected: u64) -> u64 {
+        self.wait_stat_until(name, |v| v == expected)
+    }
+
     /// Everything Envoy logged so far.
     pub fn log(&self) -> String {
         log_of(&self.dir)

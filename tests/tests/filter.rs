@@ -60,8 +60,14 @@ fn scope_formats_of_each_identity_provider() {
         let seen = setup.upstream_headers(Request::get("/api").bearer(&token));
         assert_eq!(identity(&seen), pairs(&expected), "claims {claims}");
     }
-    assert_eq!(setup.envoy.stat("wasmcustom.jwt_scopes.requests_with_identity"), 4);
-    assert_eq!(setup.envoy.stat("wasmcustom.jwt_scopes.scope_headers_emitted"), 10);
+    assert_eq!(
+        setup.envoy.wait_stat("wasmcustom.jwt_scopes.requests_with_identity", 4),
+        4
+    );
+    assert_eq!(
+        setup.envoy.wait_stat("wasmcustom.jwt_scopes.scope_headers_emitted", 10),
+        10
+    );
 }
 
 #[test]
@@ -114,7 +120,12 @@ fn spoofed_identity_headers_never_reach_the_upstream() {
         Request::get("/optional/x").header("authorization", "AWS4-HMAC-SHA256 Credential=AKID/x, Signature=00"),
     );
     assert_eq!(identity(&seen), pairs(&[]));
-    assert!(setup.envoy.stat("wasmcustom.jwt_scopes.client_headers_stripped") >= 5);
+    assert!(
+        setup
+            .envoy
+            .wait_stat_until("wasmcustom.jwt_scopes.client_headers_stripped", |v| v >= 5)
+            >= 5
+    );
 }
 
 #[test]
@@ -149,6 +160,9 @@ fn missing_and_invalid_tokens() {
     // Optional route, no token: forwarded with no identity.
     let seen = setup.upstream_headers(Request::get("/optional/x"));
     assert_eq!(identity(&seen), pairs(&[]));
+    // Once the one request that reached the filter is counted, the other
+    // counts of it are too (the filter flushes `requests` last).
+    assert_eq!(setup.envoy.wait_stat("wasmcustom.jwt_scopes.requests", 1), 1);
     assert_eq!(setup.envoy.stat("wasmcustom.jwt_scopes.requests_with_identity"), 0);
 }
 
@@ -179,7 +193,7 @@ fn hostile_claims_are_dropped_or_refused_never_forwarded() {
             ("x-jwt-scope-a%00b", "true")
         ])
     );
-    assert_eq!(setup.envoy.stat("wasmcustom.jwt_scopes.scopes_dropped"), 6);
+    assert_eq!(setup.envoy.wait_stat("wasmcustom.jwt_scopes.scopes_dropped", 6), 6);
 
     // 10,000 scopes (a 78 KB token): capped at 64 headers, the rest counted.
     let many: Vec<String> = (0..10_000).map(|i| format!("s{i}")).collect();
@@ -189,7 +203,9 @@ fn hostile_claims_are_dropped_or_refused_never_forwarded() {
     assert_eq!(scopes.len(), 64);
     assert_eq!(scopes[0], &("x-jwt-scope-s0".to_string(), "true".to_string()));
     assert_eq!(
-        setup.envoy.stat("wasmcustom.jwt_scopes.scopes_dropped"),
+        setup
+            .envoy
+            .wait_stat("wasmcustom.jwt_scopes.scopes_dropped", 6 + 10_000 - 64),
         6 + 10_000 - 64
     );
     // The VM is still healthy afterwards.
@@ -235,7 +251,7 @@ fn configured_claims_cap_and_encoding() {
         ])
     );
     // User.Read (not verbatim), email (past the cap of 2) and Viewer dropped.
-    assert_eq!(setup.envoy.stat("wasmcustom.jwt_scopes.scopes_dropped"), 3);
+    assert_eq!(setup.envoy.wait_stat("wasmcustom.jwt_scopes.scopes_dropped", 3), 3);
 }
 
 #[test]
@@ -247,7 +263,7 @@ fn require_identity_refuses_anonymous_requests() {
     let token = setup.token(json!({"sub": "carol"}));
     let seen = setup.upstream_headers(Request::get("/optional/x").bearer(&token));
     assert_eq!(identity(&seen), pairs(&[("x-jwt-subject", "carol")]));
-    assert_eq!(setup.envoy.stat("wasmcustom.jwt_scopes.requests_refused"), 1);
+    assert_eq!(setup.envoy.wait_stat("wasmcustom.jwt_scopes.requests_refused", 1), 1);
 }
 
 #[test]

@@ -201,6 +201,8 @@ fn run() -> Result<bool, String> {
             }
         }
     }
+    // Six requests reached the filter; it adds its counts to Envoy's every 200 ms.
+    envoy.wait_stat("wasmcustom.jwt_scopes.requests", 6);
     println!(
         "\njwt_scopes counters: requests {}, with identity {}, scope headers {}, client headers stripped {}",
         envoy.stat("wasmcustom.jwt_scopes.requests"),
