@@ -145,6 +145,20 @@ struct Access<'a> {
 }
 
 impl Access<'_> {
+    /// Logs a request that failed after it was allowed, and answers `status`
+    /// with `why` as the body.
+    fn fail(
+        &self,
+        service: &Service,
+        caller: Option<&Caller>,
+        verdict: &Verdict,
+        status: StatusCode,
+        why: &str,
+    ) -> Response<Full<Bytes>> {
+        self.log(Some(service), caller, status.as_u16(), "error", Some(verdict), why);
+        reply(status, None, format!("{why}\n"))
+    }
+
     /// One access-log line: who, what, and the policy statement that decided.
     fn log(
         &self,
@@ -262,15 +276,13 @@ async fn handle(
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            access.log(
-                Some(service),
+            return access.fail(
+                service,
                 caller.as_ref(),
-                413,
-                "error",
-                Some(&verdict),
-                "body too large",
+                &verdict,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
             );
-            return reply(StatusCode::PAYLOAD_TOO_LARGE, None, "request body too large\n".into());
         }
     };
     let target = format!(
@@ -300,65 +312,41 @@ async fn handle(
         .header("x-forwarded-proto", "https")
         .header("x-forwarded-port", shared.port().to_string());
     let Ok(upstream) = upstream.body(Full::new(body)) else {
-        access.log(
-            Some(service),
+        return access.fail(
+            service,
             caller.as_ref(),
-            502,
-            "error",
-            Some(&verdict),
+            &verdict,
+            StatusCode::BAD_GATEWAY,
             "request could not be forwarded",
         );
-        return reply(StatusCode::BAD_GATEWAY, None, "request could not be forwarded\n".into());
     };
     match tokio::time::timeout(shared.config.upstream_timeout, shared.client.request(upstream)).await {
-        Err(_) => {
-            access.log(
-                Some(service),
-                caller.as_ref(),
-                504,
-                "error",
-                Some(&verdict),
-                "target timed out",
-            );
-            reply(
-                StatusCode::GATEWAY_TIMEOUT,
-                None,
-                "the target did not answer in time\n".into(),
-            )
-        }
-        Ok(Err(_)) => {
-            access.log(
-                Some(service),
-                caller.as_ref(),
-                502,
-                "error",
-                Some(&verdict),
-                "target unreachable",
-            );
-            reply(
-                StatusCode::BAD_GATEWAY,
-                None,
-                "the target could not be reached\n".into(),
-            )
-        }
+        Err(_) => access.fail(
+            service,
+            caller.as_ref(),
+            &verdict,
+            StatusCode::GATEWAY_TIMEOUT,
+            "the target did not answer in time",
+        ),
+        Ok(Err(_)) => access.fail(
+            service,
+            caller.as_ref(),
+            &verdict,
+            StatusCode::BAD_GATEWAY,
+            "the target could not be reached",
+        ),
         Ok(Ok(response)) => {
             let (parts, body) = response.into_parts();
             let body = match tokio::time::timeout(shared.config.upstream_timeout, body.collect()).await {
                 Ok(Ok(b)) => b.to_bytes(),
                 _ => {
-                    access.log(
-                        Some(service),
+                    return access.fail(
+                        service,
                         caller.as_ref(),
-                        502,
-                        "error",
-                        Some(&verdict),
-                        "target response broken",
-                    );
-                    return reply(
+                        &verdict,
                         StatusCode::BAD_GATEWAY,
-                        None,
-                        "the target's response broke off\n".into(),
-                    );
+                        "the target's response broke off",
+                    )
                 }
             };
             access.log(
