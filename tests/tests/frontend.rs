@@ -192,6 +192,9 @@ fn routes_match_whole_path_segments_and_health_needs_no_token() {
         ("/app3/x/y", "app3"),
         ("/app20", "app1"),
         ("/app2x/y", "app1"),
+        // Percent-encoded and reserved characters: the signature still verifies.
+        ("/app2/a%20b/c:d~e", "app2"),
+        ("/app2/q?x=1&y=a%2Fb&empty=", "app2"),
         ("/", "app1"),
         ("/other", "app1"),
     ] {
