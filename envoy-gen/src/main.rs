@@ -60,13 +60,13 @@ struct FrontendArgs {
     /// Service for paths that match no other (default: the first).
     #[arg(long, value_name = "NAME")]
     default_service: Option<String>,
-    /// Listener address.
+    /// Listener address (default 0.0.0.0:8080).
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<String>,
     /// Admin interface address; must be loopback (default 127.0.0.1:9901).
     #[arg(long, value_name = "ADDR:PORT")]
     admin: Option<String>,
-    /// Path of jwt_scopes.wasm where Envoy runs.
+    /// Path of jwt_scopes.wasm where Envoy runs (default /etc/envoy/jwt_scopes.wasm).
     #[arg(long, value_name = "PATH")]
     wasm: Option<String>,
     /// No token validation: only sign and route (the reference sample without OAuth).

@@ -19,7 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { filter: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { filter: None, metrics: None }) });
 }}
 
 thread_local! {
@@ -90,11 +90,11 @@ impl Metrics {
 
 struct Filter {
     config: Config,
-    metrics: Metrics,
 }
 
 struct Root {
     filter: Option<Rc<Filter>>,
+    metrics: Option<Metrics>,
 }
 
 impl Context for Root {}
@@ -136,13 +136,14 @@ impl RootContext for Root {
             );
             return false;
         }
-        self.filter = Some(Rc::new(Filter { config, metrics }));
+        self.metrics = Some(metrics);
+        self.filter = Some(Rc::new(Filter { config }));
         true
     }
 
     fn on_tick(&mut self) {
-        if let Some(filter) = &self.filter {
-            filter.metrics.flush();
+        if let Some(metrics) = &self.metrics {
+            metrics.flush();
         }
     }
 
