@@ -2,6 +2,7 @@
 //! beside it, then renamed), so a failure never leaves half a config.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 pub fn write_atomic(path: &Path, contents: &str) -> Result<(), String> {
@@ -12,6 +13,11 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), String> {
     let mut file = tempfile::NamedTempFile::new_in(dir)
         .map_err(|e| format!("{}: cannot create a file in {}: {e}", path.display(), dir.display()))?;
     file.write_all(contents.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // Temporary files are created 0600; a configuration holds no secret and
+    // is often read by an Envoy running as another user.
+    file.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
         .map_err(|e| format!("{}: {e}", path.display()))?;
     file.persist(path)
         .map_err(|e| format!("{}: {}", path.display(), e.error))?;

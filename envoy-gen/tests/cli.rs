@@ -122,6 +122,8 @@ fn flags_alone_render_the_reference_deploy() {
         dir.path(),
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o644);
     let text = std::fs::read_to_string(&target).unwrap();
     for expected in [
         "host_rewrite_literal: \"app1.example.internal\"",
