@@ -133,10 +133,10 @@ pub fn resolve(spec: Spec, flags: &Overrides) -> Result<Frontend, Vec<Problem>> 
 
     let listen = located(spec.listen.as_ref(), flags.listen.clone(), "--listen")
         .unwrap_or_else(|| Located::default("0.0.0.0:8080".into()));
-    let listen = socket_address(&mut c, "listen", &listen, true);
+    let listen = socket_address(&mut c, "listen", &listen);
     let admin = located(spec.admin.as_ref(), flags.admin.clone(), "--admin")
         .unwrap_or_else(|| Located::default("127.0.0.1:9901".into()));
-    let admin_addr = socket_address(&mut c, "admin", &admin, true);
+    let admin_addr = socket_address(&mut c, "admin", &admin);
     if let Some(addr) = &admin_addr {
         if !addr.address.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
             c.problem(&admin.origin, "admin", "must be a loopback address (127.0.0.1 or ::1): the admin interface can stop Envoy and dump its configuration");
@@ -333,9 +333,10 @@ pub fn is_dns_name(s: &str) -> bool {
         })
 }
 
-fn socket_address(c: &mut Checker, field: &str, value: &Located<String>, ip_only: bool) -> Option<SocketAddress> {
+/// `IP:PORT` (a listener address: no host names).
+fn socket_address(c: &mut Checker, field: &str, value: &Located<String>) -> Option<SocketAddress> {
     let parsed = host_port(c, field, value)?;
-    if ip_only && parsed.address.parse::<IpAddr>().is_err() {
+    if parsed.address.parse::<IpAddr>().is_err() {
         c.problem(
             &value.origin,
             field,

@@ -63,28 +63,8 @@ pub fn authenticate(
     }
 }
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = (b == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match hex {
-            Some(decoded) => {
-                out.push(decoded);
-                i += 3;
-            }
-            None => {
-                out.push(if b == b'+' { b' ' } else { b });
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+fn decode_query_part(text: &str) -> String {
+    String::from_utf8_lossy(&sigv4::percent_decode(text.as_bytes(), true)).into_owned()
 }
 
 /// The request context Lattice policies are evaluated against.
@@ -100,8 +80,8 @@ pub fn context(config: &Config, service: &Service, caller: Option<&Caller>, requ
     for pair in request.query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         put(
-            format!("vpc-lattice-svcs:requestquerystring/{}", percent_decode(k)),
-            percent_decode(v),
+            format!("vpc-lattice-svcs:requestquerystring/{}", decode_query_part(k)),
+            decode_query_part(v),
         );
     }
     put("vpc-lattice-svcs:requestmethod".into(), request.method.to_string());

@@ -132,8 +132,6 @@ enum SetQualifier {
 
 #[derive(Debug, Clone, PartialEq)]
 struct Condition {
-    /// As written, for explanations.
-    operator: String,
     op: Op,
     qualifier: SetQualifier,
     if_exists: bool,
@@ -373,7 +371,6 @@ impl Statement {
                             return Err(PolicyError(format!("{what}: {operator} takes numbers")));
                         }
                         conditions.push(Condition {
-                            operator: operator.clone(),
                             op,
                             qualifier,
                             if_exists,
@@ -619,13 +616,4 @@ impl Policy {
         }
         allow.map_or(Decision::ImplicitDeny, Decision::Allow)
     }
-}
-
-/// Describes a condition for explanations (`StringEquals vpc-lattice-svcs:requestheader/x`).
-pub fn describe_conditions(statement: &Statement) -> Vec<String> {
-    statement
-        .conditions
-        .iter()
-        .map(|c| format!("{} {}", c.operator, c.key))
-        .collect()
 }

@@ -384,23 +384,28 @@ fn uri_encode(out: &mut String, bytes: &[u8], keep_slash: bool) {
     }
 }
 
-fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+/// Decodes `%XX` escapes (a malformed escape stays as it is). Form
+/// encoding's `+` for space is decoded only when `plus_is_space`: SigV4
+/// canonicalisation keeps it, Lattice's query-string condition keys do not.
+pub(crate) fn percent_decode(bytes: &[u8], plus_is_space: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            if let Some(decoded) = hex {
+        let hex = (b == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(decoded) => {
                 out.push(decoded);
                 i += 3;
-                continue;
+            }
+            None => {
+                out.push(if plus_is_space && b == b'+' { b' ' } else { b });
+                i += 1;
             }
         }
-        out.push(b);
-        i += 1;
     }
     out
 }
@@ -455,8 +460,8 @@ pub fn canonical_request(
                 None => (p, &b""[..]),
             };
             let (mut key, mut value) = (String::new(), String::new());
-            uri_encode(&mut key, &percent_decode(k), false);
-            uri_encode(&mut value, &percent_decode(v), false);
+            uri_encode(&mut key, &percent_decode(k, false), false);
+            uri_encode(&mut value, &percent_decode(v, false), false);
             (key, value)
         })
         .collect();

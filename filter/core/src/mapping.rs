@@ -29,10 +29,6 @@ impl Output {
             .filter_map(|&(a, b, c)| Some((self.text.get(a..b)?, self.text.get(b..c)?)))
     }
 
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
