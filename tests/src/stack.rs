@@ -1,6 +1,8 @@
 //! Pieces shared by the tests that run a generated frontend.
 
-use crate::envoy::filter_wasm;
+use crate::envoy::{filter_wasm, AwsCredentials, Envoy};
+use crate::idp::TlsIdp;
+use crate::tls::TestCa;
 use envoy_gen::frontend::Overrides;
 use envoy_gen::spec::Credentials;
 use std::path::Path;
@@ -21,5 +23,47 @@ pub fn local_overrides(domain: &str, region: &str, lattice_port: u16, ca: &Path)
         jwks_ca: Some(ca.display().to_string()),
         credentials: Some(Credentials::Env),
         ..Overrides::default()
+    }
+}
+
+/// The whole system on loopback: a test IdP over HTTPS, a running
+/// lattice-sim, and the frontend envoy-gen renders for them in the real
+/// Envoy, signing with `credentials`. Dropping it stops Envoy first.
+pub struct System {
+    // Field order is drop order.
+    pub envoy: Envoy,
+    pub sim: lattice_sim::server::Running,
+    pub idp: TlsIdp,
+    _dir: tempfile::TempDir,
+}
+
+impl System {
+    pub fn start(
+        sim: lattice_sim::server::Running,
+        domain: &str,
+        region: &str,
+        audience: &str,
+        credentials: &AwsCredentials,
+    ) -> Result<System, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let ca = TestCa::new("IdP CA");
+        let idp = TlsIdp::start(&ca, audience, false);
+        // One bundle trusted for both the IdP and lattice-sim.
+        let bundle = dir.path().join("ca-bundle.pem");
+        std::fs::write(&bundle, format!("{}{}", ca.pem, sim.ca_pem)).map_err(|e| e.to_string())?;
+        let overrides = Overrides {
+            issuer: Some(idp.url.clone()),
+            audiences: vec![idp.audience.clone()],
+            jwks_uri: Some(idp.jwks_uri()),
+            ..local_overrides(domain, region, sim.addr.port(), &bundle)
+        };
+        let config = envoy_gen::render_frontend(None, &overrides).map_err(|e| format!("envoy-gen: {e}"))?;
+        let envoy = Envoy::start_as(&config, credentials)?;
+        Ok(System {
+            envoy,
+            sim,
+            idp,
+            _dir: dir,
+        })
     }
 }

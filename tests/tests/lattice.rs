@@ -6,12 +6,8 @@
 //! trusts another role, and an explicit deny are refused by Lattice's rules.
 
 use e2e::echo::{echoed_headers, EchoServer};
-use e2e::envoy::{AwsCredentials, Envoy, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN};
+use e2e::envoy::{AwsCredentials, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN};
 use e2e::http::Request;
-use e2e::idp::TlsIdp;
-use e2e::stack::local_overrides;
-use e2e::tls::TestCa;
-use envoy_gen::frontend::Overrides;
 use lattice_sim::config::Config;
 use serde_json::json;
 
@@ -54,45 +50,27 @@ fn sim_config(target_port: u16) -> Config {
 }
 
 struct System {
-    idp: TlsIdp,
-    envoy: Envoy,
-    _sim: lattice_sim::server::Running,
+    system: e2e::stack::System,
     target: EchoServer,
-    _dir: tempfile::TempDir,
 }
 
 impl System {
     fn start(credentials: &AwsCredentials) -> System {
-        let dir = tempfile::tempdir().unwrap();
         let target = EchoServer::start().unwrap();
         let sim = lattice_sim::server::start(sim_config(target.addr.port()), "127.0.0.1:0").unwrap();
-        let ca = TestCa::new("idp CA");
-        let idp = TlsIdp::start(&ca, "lattice-demo", false);
-        // One bundle trusted for both the IdP and lattice-sim.
-        let bundle = dir.path().join("bundle.pem");
-        std::fs::write(&bundle, format!("{}{}", ca.pem, sim.ca_pem)).unwrap();
-        let overrides = Overrides {
-            issuer: Some(idp.url.clone()),
-            audiences: vec![idp.audience.clone()],
-            jwks_uri: Some(idp.jwks_uri()),
-            ..local_overrides(DOMAIN, REGION, sim.addr.port(), &bundle)
-        };
-        let config = envoy_gen::render_frontend(None, &overrides).unwrap_or_else(|e| panic!("{e}"));
-        let envoy = Envoy::start_as(&config, credentials).unwrap_or_else(|e| panic!("{e}"));
-        System {
-            idp,
-            envoy,
-            _sim: sim,
-            target,
-            _dir: dir,
-        }
+        let system = e2e::stack::System::start(sim, DOMAIN, REGION, "lattice-demo", credentials)
+            .unwrap_or_else(|e| panic!("{e}"));
+        System { system, target }
     }
 
     fn get(&self, path: &str, scopes: &[&str]) -> e2e::http::Response {
-        let token = self.idp.token(json!({"sub": "alice@example.com", "scp": scopes}));
+        let token = self
+            .system
+            .idp
+            .token(json!({"sub": "alice@example.com", "scp": scopes}));
         Request::get(path)
             .bearer(&token)
-            .send(("127.0.0.1", self.envoy.port("frontend")))
+            .send(("127.0.0.1", self.system.envoy.port("frontend")))
             .unwrap()
     }
 }

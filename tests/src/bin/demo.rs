@@ -10,12 +10,9 @@
 //! of lattice-sim with the policy statement that decided.
 
 use e2e::echo::{echoed_headers, EchoServer};
-use e2e::envoy::{envoy_binary, AwsCredentials, Envoy};
+use e2e::envoy::{envoy_binary, AwsCredentials};
 use e2e::http::Request;
-use e2e::idp::TlsIdp;
-use e2e::stack::local_overrides;
-use e2e::tls::TestCa;
-use envoy_gen::frontend::Overrides;
+use e2e::stack::System;
 use lattice_sim::config::Config;
 use serde_json::json;
 use std::process::ExitCode;
@@ -75,20 +72,8 @@ fn run() -> Result<bool, String> {
         }),
     )?;
 
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let ca = TestCa::new("demo IdP CA");
-    let idp = TlsIdp::start(&ca, "lattice-demo", false);
-    let bundle = dir.path().join("ca-bundle.pem");
-    std::fs::write(&bundle, format!("{}{}", ca.pem, sim.ca_pem)).map_err(|e| e.to_string())?;
-    let overrides = Overrides {
-        issuer: Some(idp.url.clone()),
-        audiences: vec![idp.audience.clone()],
-        jwks_uri: Some(idp.jwks_uri()),
-        ..local_overrides("lattice.local", "us-west-2", sim.addr.port(), &bundle)
-    };
-    let config = envoy_gen::render_frontend(None, &overrides).map_err(|e| format!("envoy-gen: {e}"))?;
-    std::fs::write(dir.path().join("frontend.yaml"), &config).map_err(|e| e.to_string())?;
-    let envoy = Envoy::start_as(&config, &frontend_key)?;
+    let system = System::start(sim, "lattice.local", "us-west-2", "lattice-demo", &frontend_key)?;
+    let (envoy, idp, sim) = (&system.envoy, &system.idp, &system.sim);
     let port = envoy.port("frontend");
 
     println!(
