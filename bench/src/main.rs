@@ -60,8 +60,8 @@ end
 "#;
 
 struct Variant {
-    id: &'static str,
-    what: &'static str,
+    id: String,
+    what: String,
     filters: Vec<Value>,
 }
 
@@ -115,28 +115,28 @@ fn variants(jwks: &str, wasm: &str) -> Vec<Variant> {
     });
     let mut list = vec![
         Variant {
-            id: "A0",
-            what: "router only",
+            id: "A0".into(),
+            what: "router only".into(),
             filters: vec![],
         },
         Variant {
-            id: "A1",
-            what: "jwt_authn only (the floor)",
+            id: "A1".into(),
+            what: "jwt_authn only (the floor)".into(),
             filters: vec![jwt_authn(jwks, false)],
         },
         Variant {
-            id: "A2",
-            what: "A1 + the sample's Lua",
+            id: "A2".into(),
+            what: "A1 + the sample's Lua".into(),
             filters: vec![jwt_authn(jwks, false), lua],
         },
         Variant {
-            id: "A3",
-            what: "A1 + jwt_scopes (this filter)",
+            id: "A3".into(),
+            what: "A1 + jwt_scopes (this filter)".into(),
             filters: vec![jwt_authn(jwks, false), wasm_filter(wasm, "jwt_scopes")],
         },
         Variant {
-            id: "A4",
-            what: "A1 + native claim_to_headers",
+            id: "A4".into(),
+            what: "A1 + native claim_to_headers".into(),
             filters: vec![jwt_authn(jwks, true)],
         },
     ];
@@ -149,8 +149,8 @@ fn variants(jwks: &str, wasm: &str) -> Vec<Variant> {
         .filter(|p| !p.is_empty())
         .enumerate()
     {
-        let id: &'static str = Box::leak(format!("X{}", i + 1).into_boxed_str());
-        let what: &'static str = Box::leak(format!("A1 + {extra}").into_boxed_str());
+        let id = format!("X{}", i + 1);
+        let what = format!("A1 + {extra}");
         list.push(Variant {
             id,
             what,
@@ -158,8 +158,8 @@ fn variants(jwks: &str, wasm: &str) -> Vec<Variant> {
         });
     }
     list.push(Variant {
-        id: "A5",
-        what: "A1 + an empty proxy-wasm filter (the V8 floor)",
+        id: "A5".into(),
+        what: "A1 + an empty proxy-wasm filter (the V8 floor)".into(),
         filters: vec![jwt_authn(jwks, false), wasm_filter(&empty.display().to_string(), "")],
     });
     list
@@ -315,8 +315,8 @@ async fn open_loop(addr: SocketAddr, bearer: Arc<String>) -> Result<Histogram<u6
 }
 
 struct Result_ {
-    id: &'static str,
-    what: &'static str,
+    id: String,
+    what: String,
     /// CPU µs/request of each round, in round order.
     cpu_rounds: Vec<f64>,
     cpu_us: f64,
@@ -402,8 +402,8 @@ async fn measure_all(variants: Vec<Variant>, bearer: Arc<String>) -> Result<Vec<
             return Err("A3: the filter emitted no scope headers; the benchmark would not measure it".into());
         }
         results.push(Result_ {
-            id: r.variant.id,
-            what: r.variant.what,
+            id: r.variant.id.clone(),
+            what: r.variant.what.clone(),
             cpu_rounds: r.cpu_us.clone(),
             cpu_us: median(r.cpu_us.clone()),
             throughput: median(r.throughput.clone()),
