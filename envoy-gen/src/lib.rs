@@ -1,20 +1,25 @@
 //! envoy-gen as a library: the spec, its validation and rendering. The CLI
 //! (`main.rs`) and the integration tests call the same functions.
 
+pub mod args;
 pub mod frontend;
+pub mod model;
 pub mod output;
+pub mod policies;
 pub mod render;
+pub mod sidecar;
 pub mod spec;
 pub mod validate;
 
-use frontend::{Overrides, Problem};
+use args::Overrides;
+use model::{Problem, System};
 use spec::Origin;
 use std::path::Path;
 
-/// Renders the frontend bootstrap from an optional spec file (path and
-/// text) and the command-line overrides. On failure, the error is the full
+/// Parses and checks a spec file (path and text; none: an empty spec) with
+/// the command-line overrides applied. On failure, the error is the full
 /// report to print (every problem, with locations).
-pub fn render_frontend(spec_file: Option<(&Path, &str)>, overrides: &Overrides) -> Result<String, String> {
+pub fn load(spec_file: Option<(&Path, &str)>, overrides: &Overrides) -> Result<System, String> {
     let spec = match spec_file {
         Some((_, text)) => spec::parse(text).map_err(|e| {
             let problem = Problem {
@@ -28,8 +33,13 @@ pub fn render_frontend(spec_file: Option<(&Path, &str)>, overrides: &Overrides) 
         })?,
         None => spec::Spec::default(),
     };
-    let model = frontend::resolve(spec, overrides).map_err(|problems| report(&problems, spec_file))?;
-    render::frontend(&model).map_err(|e| format!("error: {e}\n"))
+    model::resolve(spec, overrides).map_err(|problems| report(&problems, spec_file))
+}
+
+/// The frontend bootstrap from an optional spec file and the overrides.
+pub fn render_frontend(spec_file: Option<(&Path, &str)>, overrides: &Overrides) -> Result<String, String> {
+    let system = load(spec_file, overrides)?;
+    frontend::render(&system).map_err(|e| format!("error: {e}\n"))
 }
 
 /// Formats problems like a compiler: `error: FILE:LINE:COL: field: message`,

@@ -1,10 +1,10 @@
-//! envoy-gen: renders the Envoy configuration for OAuth2 in front of Amazon
-//! VPC Lattice from one spec (see the README).
+//! envoy-gen: renders the Envoy configurations (frontend and sidecars) and
+//! the Lattice policies for OAuth2 in front of Amazon VPC Lattice from one
+//! spec (see the README).
 
 use clap::{Args, Parser, Subcommand};
-use envoy_gen::frontend::Overrides;
-use envoy_gen::spec::{self, Credentials};
-use envoy_gen::{output, render_frontend, validate};
+use envoy_gen::args::{LatticeArgs, ListenArgs, Overrides};
+use envoy_gen::{frontend, output, policies, report, sidecar, spec, validate};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 #[command(
     name = "envoy-gen",
     version,
-    about = "Renders the Envoy configuration for OAuth2 in front of Amazon VPC Lattice."
+    about = "Renders the Envoy configurations and Lattice policies for OAuth2 in front of Amazon VPC Lattice."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,7 +23,14 @@ struct Cli {
 enum Command {
     /// Render the frontend Envoy bootstrap: jwt_authn, the jwt_scopes filter,
     /// SigV4 signing and one route per Lattice service.
-    Frontend(Box<FrontendArgs>),
+    Frontend(Box<FrontendCommand>),
+    /// Render the egress sidecar of one service: it signs the app's calls to
+    /// the services it may call with the service's own role, and refuses any
+    /// other target.
+    Sidecar(SidecarCommand),
+    /// Render the Lattice auth policies (service network, each service) and
+    /// each role's IAM identity policy as JSON files, or check committed ones.
+    Policies(PoliciesCommand),
     /// Check a rendered configuration with the real Envoy (`envoy --mode validate`).
     Validate(ValidateArgs),
     /// Print the JSON Schema of the spec file (for editor completion).
@@ -35,58 +42,55 @@ enum Command {
 }
 
 #[derive(Args)]
-struct FrontendArgs {
-    /// YAML spec file; the flags below override it.
+struct SpecArg {
+    /// YAML spec file; flags override it.
     #[arg(long, value_name = "FILE")]
     spec: Option<PathBuf>,
-    /// Token issuer (`iss`), an https URL.
-    #[arg(long, value_name = "URL")]
-    issuer: Option<String>,
-    /// Accepted audience (`aud`); repeat for several.
-    #[arg(long = "audience", value_name = "AUD")]
-    audiences: Vec<String>,
-    /// JWKS endpoint of the issuer, an https URL.
-    #[arg(long, value_name = "URL")]
-    jwks_uri: Option<String>,
-    /// DNS domain of the services: hosts default to `<name>.<domain>`.
-    #[arg(long, value_name = "DOMAIN")]
-    domain: Option<String>,
-    /// AWS region of the Lattice services.
-    #[arg(long, value_name = "REGION")]
-    region: Option<String>,
-    /// A Lattice service; repeat for several (default app1, app2, app3).
-    #[arg(long = "service", value_name = "NAME[=HOST]")]
-    services: Vec<String>,
-    /// Service for paths that match no other (default: the first).
-    #[arg(long, value_name = "NAME")]
-    default_service: Option<String>,
-    /// Listener address (default 0.0.0.0:8080).
-    #[arg(long, value_name = "ADDR:PORT")]
-    listen: Option<String>,
-    /// Admin interface address; must be loopback (default 127.0.0.1:9901).
-    #[arg(long, value_name = "ADDR:PORT")]
-    admin: Option<String>,
-    /// Path of jwt_scopes.wasm where Envoy runs (default /etc/envoy/jwt_scopes.wasm).
-    #[arg(long, value_name = "PATH")]
-    wasm: Option<String>,
-    /// No token validation: only sign and route (the reference sample without OAuth).
-    #[arg(long)]
-    no_oauth: bool,
-    /// Connect to Lattice here (local testing); SNI, Host and signature keep the service name.
-    #[arg(long, value_name = "HOST:PORT")]
-    lattice_endpoint: Option<String>,
-    /// CA bundle that verifies Lattice services (default: the system bundle).
-    #[arg(long, value_name = "PEM")]
-    lattice_ca: Option<String>,
-    /// CA bundle that verifies JWKS servers (default: the system bundle).
-    #[arg(long, value_name = "PEM")]
-    jwks_ca: Option<String>,
-    /// Where Envoy's AWS credentials come from: `env` (environment only) or `default` (full chain).
-    #[arg(long, value_enum, value_name = "SOURCE")]
-    credentials: Option<Credentials>,
+}
+
+#[derive(Args)]
+struct FrontendCommand {
+    #[command(flatten)]
+    spec: SpecArg,
+    #[command(flatten)]
+    overrides: Overrides,
     /// Write here instead of stdout (only when rendering succeeds).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SidecarCommand {
+    #[command(flatten)]
+    spec: SpecArg,
+    /// The service whose sidecar to render.
+    #[arg(long, value_name = "NAME")]
+    service: String,
+    #[command(flatten)]
+    lattice: LatticeArgs,
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Write here instead of stdout (only when rendering succeeds).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PoliciesCommand {
+    #[command(flatten)]
+    spec: SpecArg,
+    /// Write the documents into this directory (created if needed).
+    #[arg(
+        short,
+        long,
+        value_name = "DIR",
+        required_unless_present = "check",
+        conflicts_with = "check"
+    )]
+    output: Option<PathBuf>,
+    /// Compare the documents in this directory with the spec; exit 1 on any difference.
+    #[arg(long, value_name = "DIR")]
+    check: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -101,12 +105,13 @@ struct ValidateArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Frontend(args) => run_frontend(*args),
+        Command::Frontend(command) => run_frontend(*command),
+        Command::Sidecar(command) => run_sidecar(command),
+        Command::Policies(command) => run_policies(command),
         Command::Validate(args) => validate::run(&args.file, args.envoy.as_deref()),
-        Command::Schema { output } => {
-            let text = format!("{:#}\n", spec::schema());
-            emit(output.as_deref(), &text)
-        }
+        Command::Schema { output } => spec::schema()
+            .map_err(|e| format!("error: {e}\n"))
+            .and_then(|schema| emit(output.as_deref(), &format!("{schema:#}\n"))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,31 +132,58 @@ fn emit(output: Option<&Path>, text: &str) -> Result<(), String> {
     }
 }
 
-fn run_frontend(args: FrontendArgs) -> Result<(), String> {
-    let source = match &args.spec {
-        Some(path) => Some((
+/// The spec file's path and text, when one is given.
+fn read_spec(arg: &SpecArg) -> Result<Option<(PathBuf, String)>, String> {
+    match &arg.spec {
+        Some(path) => Ok(Some((
             path.clone(),
             std::fs::read_to_string(path).map_err(|e| format!("error: {}: {e}\n", path.display()))?,
-        )),
-        None => None,
-    };
+        ))),
+        None => Ok(None),
+    }
+}
+
+fn run_frontend(command: FrontendCommand) -> Result<(), String> {
+    let source = read_spec(&command.spec)?;
+    let source = source.as_ref().map(|(p, t)| (p.as_path(), t.as_str()));
+    let system = envoy_gen::load(source, &command.overrides)?;
+    let text = frontend::render(&system).map_err(|e| format!("error: {e}\n"))?;
+    emit(command.output.as_deref(), &text)
+}
+
+fn run_sidecar(command: SidecarCommand) -> Result<(), String> {
+    let source = read_spec(&command.spec)?;
+    let source = source.as_ref().map(|(p, t)| (p.as_path(), t.as_str()));
     let overrides = Overrides {
-        issuer: args.issuer,
-        audiences: args.audiences,
-        jwks_uri: args.jwks_uri,
-        domain: args.domain,
-        region: args.region,
-        services: args.services,
-        default_service: args.default_service,
-        listen: args.listen,
-        admin: args.admin,
-        wasm: args.wasm,
-        no_oauth: args.no_oauth,
-        lattice_endpoint: args.lattice_endpoint,
-        lattice_ca: args.lattice_ca,
-        jwks_ca: args.jwks_ca,
-        credentials: args.credentials,
+        lattice: command.lattice,
+        ..Overrides::default()
     };
-    let text = render_frontend(source.as_ref().map(|(p, t)| (p.as_path(), t.as_str())), &overrides)?;
-    emit(args.output.as_deref(), &text)
+    let system = envoy_gen::load(source, &overrides)?;
+    let text = sidecar::render(&system, &command.service, &command.listen).map_err(|p| report(&p, source))?;
+    emit(command.output.as_deref(), &text)
+}
+
+fn run_policies(command: PoliciesCommand) -> Result<(), String> {
+    let source = read_spec(&command.spec)?;
+    let source = source.as_ref().map(|(p, t)| (p.as_path(), t.as_str()));
+    let system = envoy_gen::load(source, &Overrides::default())?;
+    let rendered = policies::render(&system).map_err(|p| report(&p, source))?;
+    for note in &rendered.notes {
+        eprintln!("{note}");
+    }
+    match (&command.output, &command.check) {
+        (_, Some(dir)) => {
+            let drift = policies::drift(dir, &rendered);
+            if drift.is_empty() {
+                println!("{}: the policies match the spec", dir.display());
+                Ok(())
+            } else {
+                let mut message: String = drift.iter().map(|d| format!("error: {d}\n")).collect();
+                message.push_str("error: the policies differ from the spec: run `envoy-gen policies --spec ... -o DIR` and review the diff\n");
+                Err(message)
+            }
+        }
+        (Some(dir), None) => policies::write(dir, &rendered).map_err(|e| format!("error: {e}\n")),
+        (None, None) => Err("error: give -o DIR or --check DIR\n".into()),
+    }
 }

@@ -2,16 +2,27 @@
 //! Strict undefined: a typo in a template is an error, never an empty
 //! string. A template failure is a bug in envoy-gen, and says so.
 
-use crate::frontend::Frontend;
-use minijinja::value::Serde;
-use minijinja::{context, Environment, UndefinedBehavior};
+use minijinja::{Environment, UndefinedBehavior, Value};
 
-const FRONTEND: &str = include_str!("../../envoy/templates/frontend.yaml.j2");
+/// Every template, by the name templates import it with.
+const TEMPLATES: [(&str, &str); 3] = [
+    (
+        "frontend.yaml.j2",
+        include_str!("../../envoy/templates/frontend.yaml.j2"),
+    ),
+    ("sidecar.yaml.j2", include_str!("../../envoy/templates/sidecar.yaml.j2")),
+    (
+        "lattice_cluster.yaml.j2",
+        include_str!("../../envoy/templates/lattice_cluster.yaml.j2"),
+    ),
+];
 
 fn environment() -> Result<Environment<'static>, String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.add_template("frontend.yaml.j2", FRONTEND).map_err(bug)?;
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source).map_err(bug)?;
+    }
     Ok(env)
 }
 
@@ -19,15 +30,12 @@ fn bug(e: minijinja::Error) -> String {
     format!("bug in envoy-gen: template failed: {e:#}")
 }
 
-/// The frontend bootstrap YAML. The result is parsed back as YAML before it
-/// is returned, so a template bug cannot produce a file Envoy would misread.
-pub fn frontend(f: &Frontend) -> Result<String, String> {
+/// An Envoy bootstrap YAML from `template`. The result is parsed back as
+/// YAML before it is returned, so a template bug cannot produce a file
+/// Envoy would misread.
+pub fn envoy(template: &str, context: Value) -> Result<String, String> {
     let env = environment()?;
-    let mut text = env
-        .get_template("frontend.yaml.j2")
-        .map_err(bug)?
-        .render(context! { f => Serde(f) })
-        .map_err(bug)?;
+    let mut text = env.get_template(template).map_err(bug)?.render(context).map_err(bug)?;
     if !text.ends_with('\n') {
         text.push('\n');
     }

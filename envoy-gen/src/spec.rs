@@ -65,10 +65,20 @@ pub enum Credentials {
     Default,
 }
 
-/// An `envoy-gen frontend` spec. Every field is optional; flags override it.
+/// The whole system: the frontend (top-level fields), the Lattice services
+/// with their roles, whom each may call and who may call it, and the service
+/// network. `envoy-gen frontend`, `sidecar` and `policies` render it; flags
+/// override it. A frontend-only spec needs no `account`, roles or callers.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
+    /// The 12-digit AWS account of the roles and services (needed by `policies`).
+    #[schemars(with = "Option<String>")]
+    pub account: Option<Spanned<String>>,
+    /// The frontend's own identity.
+    pub frontend: Option<FrontendSpec>,
+    /// The service network's auth policy.
+    pub network: Option<NetworkSpec>,
     /// Listener address, `ADDR:PORT` (default `0.0.0.0:8080`).
     #[schemars(with = "Option<String>")]
     pub listen: Option<Spanned<String>>,
@@ -154,6 +164,75 @@ pub struct ServiceSpec {
     /// Path prefix routed to the service, matched on whole segments (default `/<name>`).
     #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
+    /// The Lattice service id (`svc-` and 17 hex digits) once it exists; narrows
+    /// the callers' identity policies to this service (without it they name
+    /// every service of the account).
+    #[schemars(with = "Option<String>")]
+    pub id: Option<Spanned<String>>,
+    /// The IAM role the service (and its sidecar) runs as: a role name in
+    /// `account`, or a role ARN. Needed when it calls another service or is named
+    /// as a caller.
+    #[schemars(with = "Option<String>")]
+    pub role: Option<Spanned<String>>,
+    /// Services this one may call through its sidecar (names of this spec).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub calls: Option<Vec<Spanned<String>>>,
+    /// Who may call this service; absent or empty: nobody.
+    #[schemars(with = "Option<Vec<CallerSpec>>")]
+    pub callers: Option<Vec<Spanned<CallerSpec>>>,
+    /// Let the app pass the user's `x-jwt-*` headers on through its sidecar
+    /// (default false: the sidecar removes them). See the README on the
+    /// confused-deputy risk: the app can then claim any scope.
+    #[schemars(with = "Option<bool>")]
+    pub propagate_identity: Option<Spanned<bool>>,
+    /// The service's egress sidecar.
+    pub sidecar: Option<SidecarSpec>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendSpec {
+    /// The IAM role the frontend Envoy signs as: a role name in `account`, or a role ARN.
+    #[schemars(with = "Option<String>")]
+    pub role: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// The service network's name (used in the README's commands only).
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
+    /// Who may enter the service network: `frontend`, a service name, `anonymous`,
+    /// an account id or an IAM role/user ARN. Default: the frontend, every service
+    /// that calls another, and `anonymous` when a service admits it.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub principals: Option<Vec<Spanned<String>>>,
+}
+
+/// One kind of caller a service admits.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallerSpec {
+    /// `frontend` (users arriving through the frontend), the name of a
+    /// service of this spec, or `anonymous` (anyone, signed or not).
+    #[schemars(with = "String")]
+    pub from: Spanned<String>,
+    /// OAuth scopes the user's token must all carry (`frontend`, or a service
+    /// with `propagate_identity`).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub scopes: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SidecarSpec {
+    /// The app's way out, `ADDR:PORT` on a loopback address (default `127.0.0.1:15001`).
+    #[schemars(with = "Option<String>")]
+    pub listen: Option<Spanned<String>>,
+    /// Admin interface, on a loopback address (default `127.0.0.1:15000`).
+    #[schemars(with = "Option<String>")]
+    pub admin: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -198,6 +277,6 @@ pub fn parse(text: &str) -> Result<Spec, ParseError> {
 }
 
 /// The JSON Schema of the spec, for editor completion.
-pub fn schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(Spec)).unwrap_or_default()
+pub fn schema() -> Result<serde_json::Value, String> {
+    serde_json::to_value(schemars::schema_for!(Spec)).map_err(|e| format!("bug in envoy-gen: the spec's schema: {e}"))
 }

@@ -162,3 +162,129 @@ fn spec_values_cannot_inject_yaml() {
         "{text}"
     );
 }
+
+fn reference_spec() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/reference.yaml")
+}
+
+#[test]
+fn policies_check_fails_on_drift_and_names_each_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = reference_spec();
+    let spec = spec.to_str().unwrap();
+    let out_dir = dir.path().join("policies");
+    let out = envoy_gen(
+        &["policies", "--spec", spec, "-o", out_dir.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let check = |dir: &Path| envoy_gen(&["policies", "--spec", spec, "--check", out_dir.to_str().unwrap()], dir);
+    assert!(check(dir.path()).status.success());
+
+    // A hand edit, a deleted file and a stale one are each reported.
+    let app1 = out_dir.join("services/app1.json");
+    let edited = std::fs::read_to_string(&app1).unwrap().replace("test.all", "test.any");
+    std::fs::write(&app1, edited).unwrap();
+    std::fs::remove_file(out_dir.join("roles/app2.json")).unwrap();
+    std::fs::write(out_dir.join("services/old.json"), "{}").unwrap();
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for expected in [
+        "services/app1.json: differs from the spec",
+        "roles/app2.json: missing",
+        "services/old.json: not rendered from the spec (stale)",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in {stderr}");
+    }
+
+    // Rendering again repairs all three.
+    let out = envoy_gen(
+        &["policies", "--spec", spec, "-o", out_dir.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(out.status.success());
+    assert!(check(dir.path()).status.success());
+    assert!(!out_dir.join("services/old.json").exists());
+}
+
+#[test]
+fn policies_need_an_account_and_write_nothing_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/local.yaml");
+    let out_dir = dir.path().join("policies");
+    let out = envoy_gen(
+        &[
+            "policies",
+            "--spec",
+            spec.to_str().unwrap(),
+            "-o",
+            out_dir.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("account: is required to render policies"));
+    assert!(!out_dir.exists());
+}
+
+#[test]
+fn sidecar_refuses_a_listener_off_loopback_and_an_unknown_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = reference_spec();
+    let spec = spec.to_str().unwrap();
+    let out = envoy_gen(
+        &[
+            "sidecar",
+            "--spec",
+            spec,
+            "--service",
+            "app2",
+            "--listen",
+            "0.0.0.0:15001",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "error: --listen: must be a loopback address (127.0.0.1 or ::1): anyone who reaches the sidecar gets requests signed with the service's IAM role\n\
+         error: 1 problem; nothing was written\n"
+    );
+    let out = envoy_gen(&["sidecar", "--spec", spec, "--service", "app9"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "error: --service: `app9` is not a service of the spec (app1, app2, app3)\n\
+         error: 1 problem; nothing was written\n"
+    );
+}
+
+#[test]
+fn sidecar_routes_only_the_services_it_may_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = reference_spec();
+    let out = envoy_gen(
+        &["sidecar", "--spec", spec.to_str().unwrap(), "--service", "app2"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let yaml: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let clusters: Vec<&str> = yaml["static_resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(clusters, ["lattice_app1", "lattice_app3"]);
+    // app1 calls nothing: no cluster at all, every target refused.
+    let out = envoy_gen(
+        &["sidecar", "--spec", spec.to_str().unwrap(), "--service", "app1"],
+        dir.path(),
+    );
+    let yaml: serde_json::Value = serde_saphyr::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(yaml["static_resources"]["clusters"], serde_json::json!([]));
+}

@@ -1,5 +1,7 @@
-//! Every spec in `envoy/examples/` renders exactly to the committed file in
-//! `envoy/generated/<name>/frontend.yaml`, and the real Envoy loads each.
+//! Every spec in `envoy/examples/` renders exactly to the committed files in
+//! `envoy/generated/<name>/`: `frontend.yaml`, and for a spec with an
+//! `account` (a whole system) `sidecar-<service>.yaml` for each service and
+//! the `policies/`. The real Envoy loads each configuration.
 //! `make generate` (UPDATE_GOLDEN=1) rewrites the committed files.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -22,9 +24,9 @@ fn examples() -> Vec<(String, PathBuf)> {
     out
 }
 
-fn render(spec: &Path) -> String {
+fn render(spec: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_envoy-gen"))
-        .arg("frontend")
+        .args(args)
         .arg("--spec")
         .arg(spec)
         .output()
@@ -43,13 +45,42 @@ fn generated_files_match_the_generator() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut drifted = Vec::new();
     for (name, spec) in examples() {
-        let rendered = render(&spec);
-        let golden = root().join("envoy/generated").join(&name).join("frontend.yaml");
-        if update {
-            std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
-            std::fs::write(&golden, &rendered).unwrap();
-        } else if std::fs::read_to_string(&golden).ok().as_deref() != Some(rendered.as_str()) {
-            drifted.push(golden.display().to_string());
+        let dir = root().join("envoy/generated").join(&name);
+        let mut outputs = vec![("frontend.yaml".to_string(), render(&spec, &["frontend"]))];
+        let text = std::fs::read_to_string(&spec).unwrap();
+        let system = envoy_gen::load(Some((&spec, &text)), &Default::default()).unwrap();
+        if system.account.is_some() {
+            for service in &system.services {
+                outputs.push((
+                    format!("sidecar-{}.yaml", service.name),
+                    render(&spec, &["sidecar", "--service", &service.name]),
+                ));
+            }
+            let policies = dir.join("policies");
+            let mut command = Command::new(env!("CARGO_BIN_EXE_envoy-gen"));
+            command.arg("policies").arg("--spec").arg(&spec);
+            if update {
+                command.arg("-o").arg(&policies);
+            } else {
+                command.arg("--check").arg(&policies);
+            }
+            let out = command.output().unwrap();
+            if !out.status.success() {
+                drifted.push(format!(
+                    "{}: {}",
+                    policies.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        for (file, rendered) in outputs {
+            let golden = dir.join(file);
+            if update {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&golden, &rendered).unwrap();
+            } else if std::fs::read_to_string(&golden).ok().as_deref() != Some(rendered.as_str()) {
+                drifted.push(golden.display().to_string());
+            }
         }
     }
     let schema = Command::new(env!("CARGO_BIN_EXE_envoy-gen"))
@@ -103,30 +134,46 @@ fn every_generated_file_is_accepted_by_envoy() {
         std::fs::write(etc.join(ca), cert.cert.pem()).unwrap();
     }
     let envoy = envoy_binary();
+    let mut checked = 0;
     for (name, _) in examples() {
-        let golden = root().join("envoy/generated").join(&name).join("frontend.yaml");
-        let text = std::fs::read_to_string(&golden).unwrap();
-        assert!(text.contains("/etc/envoy/") || name == "quickstart" || name == "no-oauth");
-        let local = text.replace("/etc/envoy/", &format!("{}/", etc.display()));
-        let path = dir.path().join(format!("{name}.yaml"));
-        std::fs::write(&path, local).unwrap();
-        // In a network namespace of its own: validation resolves the
-        // clusters' host names, and a test must not send DNS queries (or
-        // anything else) off this machine. There they fail at once.
-        let out = Command::new("unshare")
-            .arg("--net")
-            .arg(env!("CARGO_BIN_EXE_envoy-gen"))
-            .arg("validate")
-            .arg(&path)
-            .arg("--envoy")
-            .arg(&envoy)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("envoy/generated").join(&name))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        for golden in files {
+            let text = std::fs::read_to_string(&golden).unwrap();
+            let file = golden.file_stem().unwrap().to_string_lossy().into_owned();
+            if file == "frontend" {
+                assert!(
+                    text.contains("/etc/envoy/") || name == "quickstart" || name == "no-oauth" || name == "reference"
+                );
+            }
+            checked += 1;
+            let local = text.replace("/etc/envoy/", &format!("{}/", etc.display()));
+            let path = dir.path().join(format!("{name}-{file}.yaml"));
+            std::fs::write(&path, local).unwrap();
+            // In a network namespace of its own: validation resolves the
+            // clusters' host names, and a test must not send DNS queries (or
+            // anything else) off this machine. There they fail at once.
+            let out = Command::new("unshare")
+                .arg("--net")
+                .arg(env!("CARGO_BIN_EXE_envoy-gen"))
+                .arg("validate")
+                .arg(&path)
+                .arg("--envoy")
+                .arg(&envoy)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{name}/{file}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
+    // Five frontends and the reference's three sidecars at least.
+    assert!(checked >= 8, "only {checked} configurations checked");
 }

@@ -3,7 +3,7 @@
 use crate::envoy::{filter_wasm, AwsCredentials, Envoy};
 use crate::idp::TlsIdp;
 use crate::tls::TestCa;
-use envoy_gen::frontend::Overrides;
+use envoy_gen::args::{FrontendArgs, LatticeArgs, ListenArgs, Overrides};
 use envoy_gen::spec::Credentials;
 use std::path::Path;
 
@@ -13,17 +13,31 @@ use std::path::Path;
 /// `ca` (which also verifies the JWKS server). Set the issuer fields on top.
 pub fn local_overrides(domain: &str, region: &str, lattice_port: u16, ca: &Path) -> Overrides {
     Overrides {
-        domain: Some(domain.into()),
-        region: Some(region.into()),
-        listen: Some("127.0.0.1:0".into()),
-        admin: Some("127.0.0.1:0".into()),
-        wasm: Some(filter_wasm().unwrap_or_else(|e| panic!("{e}")).display().to_string()),
-        lattice_endpoint: Some(format!("127.0.0.1:{lattice_port}")),
-        lattice_ca: Some(ca.display().to_string()),
-        jwks_ca: Some(ca.display().to_string()),
-        credentials: Some(Credentials::Env),
-        ..Overrides::default()
+        lattice: LatticeArgs {
+            domain: Some(domain.into()),
+            region: Some(region.into()),
+            lattice_endpoint: Some(format!("127.0.0.1:{lattice_port}")),
+            lattice_ca: Some(ca.display().to_string()),
+            credentials: Some(Credentials::Env),
+        },
+        frontend: FrontendArgs {
+            listen: ListenArgs {
+                listen: Some("127.0.0.1:0".into()),
+                admin: Some("127.0.0.1:0".into()),
+            },
+            wasm: Some(filter_wasm().unwrap_or_else(|e| panic!("{e}")).display().to_string()),
+            jwks_ca: Some(ca.display().to_string()),
+            ..FrontendArgs::default()
+        },
     }
+}
+
+/// `overrides` with one token issuer: the IdP at `url` for `audience`.
+pub fn with_issuer(mut overrides: Overrides, url: &str, jwks_uri: &str, audience: &str) -> Overrides {
+    overrides.frontend.issuer = Some(url.into());
+    overrides.frontend.jwks_uri = Some(jwks_uri.into());
+    overrides.frontend.audiences = vec![audience.into()];
+    overrides
 }
 
 /// The whole system on loopback: a test IdP over HTTPS, a running
@@ -51,12 +65,12 @@ impl System {
         // One bundle trusted for both the IdP and lattice-sim.
         let bundle = dir.path().join("ca-bundle.pem");
         std::fs::write(&bundle, format!("{}{}", ca.pem, sim.ca_pem)).map_err(|e| e.to_string())?;
-        let overrides = Overrides {
-            issuer: Some(idp.url.clone()),
-            audiences: vec![idp.audience.clone()],
-            jwks_uri: Some(idp.jwks_uri()),
-            ..local_overrides(domain, region, sim.addr.port(), &bundle)
-        };
+        let overrides = with_issuer(
+            local_overrides(domain, region, sim.addr.port(), &bundle),
+            &idp.url,
+            &idp.jwks_uri(),
+            &idp.audience,
+        );
         let config = envoy_gen::render_frontend(None, &overrides).map_err(|e| format!("envoy-gen: {e}"))?;
         let envoy = Envoy::start_as(&config, credentials)?;
         Ok(System {

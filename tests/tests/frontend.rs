@@ -5,9 +5,8 @@
 use e2e::envoy::{Envoy, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN};
 use e2e::http::Request;
 use e2e::idp::TlsIdp;
-use e2e::stack::local_overrides;
+use e2e::stack::{local_overrides, with_issuer};
 use e2e::tls::{Received, TestCa, TlsServer};
-use envoy_gen::frontend::Overrides;
 use lattice_sim::sigv4::{self, Expectation, Secret};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -100,14 +99,12 @@ impl Stack {
         )
         .unwrap();
 
-        let oauth = !variant.no_oauth;
-        let overrides = Overrides {
-            issuer: oauth.then(|| idp.url.clone()),
-            audiences: if oauth { vec![AUDIENCE.into()] } else { Vec::new() },
-            jwks_uri: oauth.then(|| idp.jwks_uri()),
-            no_oauth: variant.no_oauth,
-            ..local_overrides(DOMAIN, REGION, lattice.addr.port(), &ca_path)
-        };
+        let mut overrides = local_overrides(DOMAIN, REGION, lattice.addr.port(), &ca_path);
+        if variant.no_oauth {
+            overrides.frontend.no_oauth = true;
+        } else {
+            overrides = with_issuer(overrides, &idp.url, &idp.jwks_uri(), AUDIENCE);
+        }
         let config = envoy_gen::render_frontend(None, &overrides).unwrap_or_else(|e| panic!("{e}"));
         let envoy = Envoy::start(&config).unwrap_or_else(|e| panic!("{e}"));
         Stack {
@@ -283,12 +280,12 @@ fn tls_listener_from_a_spec_serves_https() {
         dir.path().join("frontend.crt").display(),
         dir.path().join("frontend.key").display()
     );
-    let overrides = Overrides {
-        issuer: Some(idp.url.clone()),
-        audiences: vec![AUDIENCE.into()],
-        jwks_uri: Some(idp.jwks_uri()),
-        ..local_overrides(DOMAIN, REGION, lattice.addr.port(), &ca_path)
-    };
+    let overrides = with_issuer(
+        local_overrides(DOMAIN, REGION, lattice.addr.port(), &ca_path),
+        &idp.url,
+        &idp.jwks_uri(),
+        AUDIENCE,
+    );
     let config = envoy_gen::render_frontend(Some((std::path::Path::new("spec.yaml"), &spec)), &overrides)
         .unwrap_or_else(|e| panic!("{e}"));
     let envoy = Envoy::start(&config).unwrap_or_else(|e| panic!("{e}"));

@@ -1,0 +1,1408 @@
+//! Semantic checks of a spec (after flags are applied), reporting every
+//! problem at once, and the validated model of the whole system that the
+//! frontend, sidecar and policy renderings share. Renderings only ever see
+//! a `System`.
+
+use crate::args::{FrontendArgs, ListenArgs, Overrides};
+use crate::spec::{CallerSpec, Credentials, IssuerSpec, Located, NetworkSpec, Origin, ServiceSpec, Spec};
+use jwt_scopes_core::config::RawConfig;
+use jwt_scopes_core::names::scope_header_name;
+use jwt_scopes_core::Config;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// The system CA bundle on Debian/Ubuntu (and Amazon Linux's compat path).
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+pub const DEFAULT_WASM: &str = "/etc/envoy/jwt_scopes.wasm";
+pub const DEFAULT_SERVICES: [&str; 3] = ["app1", "app2", "app3"];
+
+/// One problem, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub origin: Origin,
+    /// The spec field (`services[1].host`) or flag concerned.
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SocketAddress {
+    pub address: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tls {
+    pub cert: String,
+    pub key: String,
+}
+
+/// A TLS upstream: what to connect to, and the name to verify.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsUpstream {
+    pub cluster: String,
+    /// Where to connect.
+    pub connect: SocketAddress,
+    /// SNI and the certificate's expected DNS name.
+    pub host: String,
+    pub ca: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Provider {
+    pub name: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub jwks_uri: String,
+    pub jwks: TlsUpstream,
+    pub cache_seconds: u32,
+}
+
+/// An IAM role: what Lattice policies name, and what the files are called.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Role {
+    /// `arn:aws:iam::<account>:role/<path/><name>`.
+    pub arn: String,
+    /// The role's name (the last path segment).
+    pub name: String,
+}
+
+/// One kind of caller a service admits, validated.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub enum Caller {
+    /// Requests signed by the frontend's role, whose verified token carried
+    /// every scope: the header names the filter emits for them.
+    Frontend { scope_headers: Vec<ScopeHeader> },
+    /// Requests signed by another service's role; scope headers only when
+    /// that service propagates the user's identity.
+    Service {
+        name: String,
+        scope_headers: Vec<ScopeHeader>,
+    },
+    /// Anyone, signed or not (Lattice's principal `*`).
+    Anonymous,
+}
+
+/// A scope and the header the filter emits for it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ScopeHeader {
+    pub scope: String,
+    pub header: String,
+}
+
+/// The loopback addresses of a service's sidecar.
+#[derive(Debug, Clone, Serialize)]
+pub struct SidecarAddresses {
+    pub listen: SocketAddress,
+    pub admin: SocketAddress,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub name: String,
+    pub path: String,
+    pub upstream: TlsUpstream,
+    /// The Lattice service id, when known.
+    pub id: Option<String>,
+    pub role: Option<Role>,
+    /// Services this one may call (names, in spec order).
+    pub calls: Vec<String>,
+    /// Who may call it; empty: nobody.
+    pub callers: Vec<Caller>,
+    pub propagate_identity: bool,
+    pub sidecar: SidecarAddresses,
+}
+
+/// How Envoy signs for Lattice (frontend and sidecars alike).
+#[derive(Debug, Clone, Serialize)]
+pub struct Signing {
+    pub region: String,
+    /// `env` or `default`.
+    pub credentials: String,
+}
+
+/// The frontend's own settings, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Frontend {
+    pub listen: SocketAddress,
+    pub admin: SocketAddress,
+    pub tls: Option<Tls>,
+    pub oauth: bool,
+    pub providers: Vec<Provider>,
+    pub wasm: String,
+    /// The filter's JSON configuration.
+    pub filter_config: String,
+    pub default_service: String,
+    pub role: Option<Role>,
+}
+
+/// Who may enter the service network.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Network {
+    pub name: Option<String>,
+    /// Principal ARNs (roles, account roots, users), sorted, no duplicates.
+    pub principals: Vec<String>,
+    /// Anyone, signed or not.
+    pub anonymous: bool,
+}
+
+/// The whole validated system: what every rendering reads.
+#[derive(Debug, Clone, Serialize)]
+pub struct System {
+    pub account: Option<String>,
+    pub signing: Signing,
+    pub frontend: Frontend,
+    pub services: Vec<Service>,
+    pub network: Network,
+}
+
+impl System {
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn problem(&mut self, origin: &Origin, field: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            origin: origin.clone(),
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+fn located<T: Clone>(
+    spec: Option<&serde_saphyr::Spanned<T>>,
+    flag: Option<T>,
+    flag_name: &'static str,
+) -> Option<Located<T>> {
+    match (flag, spec) {
+        (Some(value), _) => Some(Located::flag(value, flag_name)),
+        (None, Some(spanned)) => Some(spanned.clone().into()),
+        (None, None) => None,
+    }
+}
+
+/// Applies the overrides to the spec and checks everything.
+pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>> {
+    let mut c = Checker { problems: Vec::new() };
+    let (lattice_flags, flags) = (&overrides.lattice, &overrides.frontend);
+
+    let listen = located(spec.listen.as_ref(), flags.listen.listen.clone(), "--listen")
+        .unwrap_or_else(|| Located::default("0.0.0.0:8080".into()));
+    let listen = socket_address(&mut c, "listen", &listen);
+    let admin = located(spec.admin.as_ref(), flags.listen.admin.clone(), "--admin")
+        .unwrap_or_else(|| Located::default("127.0.0.1:9901".into()));
+    let admin = loopback_address(&mut c, "admin", &admin, ADMIN_REASON);
+
+    let region = located(spec.region.as_ref(), lattice_flags.region.clone(), "--region");
+    let region = match region {
+        None => {
+            c.problem(
+                &Origin::Default,
+                "region",
+                "is required (the AWS region of the Lattice services, e.g. us-west-2)",
+            );
+            String::new()
+        }
+        Some(r) => {
+            if !is_region(&r.value) {
+                c.problem(
+                    &r.origin,
+                    "region",
+                    format!("`{}` is not an AWS region name like us-west-2", r.value),
+                );
+            }
+            r.value
+        }
+    };
+    let domain = located(spec.domain.as_ref(), lattice_flags.domain.clone(), "--domain");
+    if let Some(d) = &domain {
+        if !is_dns_name(&d.value) {
+            c.problem(&d.origin, "domain", format!("`{}` is not a DNS name", d.value));
+        }
+    }
+    let account = spec.account.map(Located::<String>::from);
+    if let Some(a) = &account {
+        if !is_account_id(&a.value) {
+            c.problem(
+                &a.origin,
+                "account",
+                format!("`{}` is not a 12-digit AWS account id", a.value),
+            );
+        }
+    }
+
+    let credentials = lattice_flags
+        .credentials
+        .or_else(|| spec.credentials.as_ref().map(|s| s.value))
+        .unwrap_or(Credentials::Default);
+    let wasm = located(spec.wasm.as_ref(), flags.wasm.clone(), "--wasm")
+        .unwrap_or_else(|| Located::default(DEFAULT_WASM.into()));
+    if wasm.value.is_empty() {
+        c.problem(&wasm.origin, "wasm", "must not be empty");
+    }
+
+    let lattice = spec.lattice.unwrap_or_default();
+    let lattice_ca = located(lattice.ca.as_ref(), lattice_flags.lattice_ca.clone(), "--lattice-ca")
+        .unwrap_or_else(|| Located::default(SYSTEM_CA_BUNDLE.into()));
+    check_path(&mut c, "lattice.ca", &lattice_ca);
+    let jwks_ca = located(spec.jwks_ca.as_ref(), flags.jwks_ca.clone(), "--jwks-ca")
+        .unwrap_or_else(|| Located::default(SYSTEM_CA_BUNDLE.into()));
+    check_path(&mut c, "jwks_ca", &jwks_ca);
+    let lattice_endpoint = located(
+        lattice.endpoint.as_ref(),
+        lattice_flags.lattice_endpoint.clone(),
+        "--lattice-endpoint",
+    )
+    .and_then(|e| host_port(&mut c, "lattice.endpoint", &e));
+
+    let tls = spec.tls.map(|t| {
+        let origin: Located<_> = t.into();
+        for (field, path) in [("tls.cert", &origin.value.cert), ("tls.key", &origin.value.key)] {
+            if path.is_empty() {
+                c.problem(&origin.origin, field, "must not be empty");
+            }
+        }
+        Tls {
+            cert: origin.value.cert,
+            key: origin.value.key,
+        }
+    });
+
+    let frontend_role = spec
+        .frontend
+        .and_then(|f| f.role)
+        .and_then(|r| role(&mut c, "frontend.role", &r.into(), account.as_ref()));
+
+    let (mut services, service_specs) = services(
+        &mut c,
+        spec.services,
+        flags,
+        domain.as_ref(),
+        lattice_endpoint.as_ref(),
+        &lattice_ca.value,
+    );
+    let default_name = located(
+        spec.default_service.as_ref(),
+        flags.default_service.clone(),
+        "--default-service",
+    );
+    let default_service = match &default_name {
+        Some(name) => {
+            let found = services.iter().find(|s| s.name == name.value).map(|s| s.name.clone());
+            if found.is_none() {
+                c.problem(
+                    &name.origin,
+                    "default_service",
+                    format!("`{}` is not one of the services", name.value),
+                );
+            }
+            found
+        }
+        None => services.first().map(|s| s.name.clone()),
+    };
+
+    let oauth_spec = spec.oauth.as_ref().map(|o| Located::<bool>::from(o.clone()));
+    let oauth = if flags.no_oauth {
+        false
+    } else {
+        oauth_spec.as_ref().is_none_or(|o| o.value)
+    };
+    let providers = if oauth {
+        issuers(&mut c, spec.issuers, flags, &jwks_ca.value)
+    } else {
+        if let (Some(o), Some(issuers)) = (&oauth_spec, &spec.issuers) {
+            if !o.value && !issuers.is_empty() {
+                c.problem(
+                    &o.origin,
+                    "oauth",
+                    "is false but `issuers` are given; remove one of them",
+                );
+            }
+        }
+        for (flag, given) in [
+            ("--issuer", flags.issuer.is_some()),
+            ("--jwks-uri", flags.jwks_uri.is_some()),
+            ("--audience", !flags.audiences.is_empty()),
+        ] {
+            if given {
+                c.problem(
+                    &Origin::Flag(flag),
+                    flag,
+                    "makes no sense without OAuth (--no-oauth or `oauth: false`)",
+                );
+            }
+        }
+        Vec::new()
+    };
+
+    let (filter_config, filter) = filter_config(&mut c, spec.filter, &providers);
+
+    relations(
+        &mut c,
+        &mut services,
+        service_specs,
+        account.as_ref(),
+        frontend_role.as_ref(),
+        filter.as_ref(),
+    );
+    let network = network(&mut c, spec.network, &services, frontend_role.as_ref());
+
+    if !c.problems.is_empty() {
+        return Err(c.problems);
+    }
+    let (Some(listen), Some(admin), Some(default_service)) = (listen, admin, default_service) else {
+        return Err(vec![Problem {
+            origin: Origin::Default,
+            field: String::new(),
+            message: "bug in envoy-gen: a spec with no problems left a value unset".into(),
+        }]);
+    };
+    Ok(System {
+        account: account.map(|a| a.value),
+        signing: Signing {
+            region,
+            credentials: match credentials {
+                Credentials::Env => "env".into(),
+                Credentials::Default => "default".into(),
+            },
+        },
+        frontend: Frontend {
+            listen,
+            admin,
+            tls,
+            oauth,
+            providers,
+            wasm: wasm.value,
+            filter_config,
+            default_service,
+            role: frontend_role,
+        },
+        services,
+        network,
+    })
+}
+
+const ADMIN_REASON: &str = "the admin interface can stop Envoy and dump its configuration";
+const SIDECAR_REASON: &str = "anyone who reaches the sidecar gets requests signed with the service's IAM role";
+
+/// An `IP:PORT` that must be on a loopback address, with why in the message.
+fn loopback_address(c: &mut Checker, field: &str, value: &Located<String>, why: &str) -> Option<SocketAddress> {
+    let addr = socket_address(c, field, value)?;
+    if !addr.address.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+        c.problem(
+            &value.origin,
+            field,
+            format!("must be a loopback address (127.0.0.1 or ::1): {why}"),
+        );
+        return None;
+    }
+    Some(addr)
+}
+
+/// The sidecar addresses of `service`: the flags' where given, else the spec's.
+pub fn sidecar_addresses(service: &Service, flags: &ListenArgs) -> Result<SidecarAddresses, Vec<Problem>> {
+    let mut c = Checker { problems: Vec::new() };
+    let mut addresses = service.sidecar.clone();
+    if let Some(listen) = &flags.listen {
+        let value = Located::flag(listen.clone(), "--listen");
+        if let Some(addr) = loopback_address(&mut c, "--listen", &value, SIDECAR_REASON) {
+            addresses.listen = addr;
+        }
+    }
+    if let Some(admin) = &flags.admin {
+        let value = Located::flag(admin.clone(), "--admin");
+        if let Some(addr) = loopback_address(&mut c, "--admin", &value, ADMIN_REASON) {
+            addresses.admin = addr;
+        }
+    }
+    if c.problems.is_empty() {
+        Ok(addresses)
+    } else {
+        Err(c.problems)
+    }
+}
+
+pub const DEFAULT_SIDECAR_LISTEN: &str = "127.0.0.1:15001";
+pub const DEFAULT_SIDECAR_ADMIN: &str = "127.0.0.1:15000";
+
+fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A role name (in `account`) or a role ARN.
+fn role(c: &mut Checker, field: &str, value: &Located<String>, account: Option<&Located<String>>) -> Option<Role> {
+    let text = value.value.as_str();
+    // IAM role names: 1-64 of `[A-Za-z0-9+=,.@_-]`; paths: `/` separated, same alphabet.
+    let name_ok = |n: &str| {
+        !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+    };
+    if let Some(rest) = text.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        let parsed = match parts.as_slice() {
+            [partition, "iam", "", acct, resource] if partition.starts_with("aws") && is_account_id(acct) => resource
+                .strip_prefix("role/")
+                .filter(|path| path.split('/').all(name_ok))
+                .and_then(|path| path.rsplit('/').next()),
+            _ => None,
+        };
+        return match parsed {
+            Some(name) => Some(Role {
+                arn: text.to_string(),
+                name: name.to_string(),
+            }),
+            None => {
+                c.problem(
+                    &value.origin,
+                    field,
+                    format!("`{text}` is not an IAM role ARN like arn:aws:iam::111122223333:role/NAME"),
+                );
+                None
+            }
+        };
+    }
+    if !name_ok(text) {
+        c.problem(
+            &value.origin,
+            field,
+            format!("`{text}` is not an IAM role name (1-64 letters, digits and `+=,.@_-`) or role ARN"),
+        );
+        return None;
+    }
+    match account {
+        // A malformed account is reported once, where it is written.
+        Some(a) => Some(Role {
+            arn: format!("arn:aws:iam::{}:role/{text}", a.value),
+            name: text.to_string(),
+        }),
+        None => {
+            c.problem(
+                &value.origin,
+                field,
+                format!("role `{text}` is a name: give `account` (or the role's full ARN)"),
+            );
+            None
+        }
+    }
+}
+
+/// The parts of a service's spec that relate it to others, checked once
+/// every service is known.
+struct Relations {
+    field: String,
+    name_origin: Origin,
+    id: Option<Located<String>>,
+    role: Option<Located<String>>,
+    calls: Vec<Located<String>>,
+    callers: Vec<(Origin, CallerSpec)>,
+    propagate_identity: bool,
+    sidecar_listen: Option<Located<String>>,
+    sidecar_admin: Option<Located<String>>,
+}
+
+fn relations(
+    c: &mut Checker,
+    services: &mut [Service],
+    specs: Vec<Relations>,
+    account: Option<&Located<String>>,
+    frontend_role: Option<&Role>,
+    filter: Option<&Config>,
+) {
+    let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+    for (service, r) in services.iter_mut().zip(&specs) {
+        if RESERVED_CALLERS.contains(&service.name.as_str()) {
+            c.problem(
+                &r.name_origin,
+                format!("{}.name", r.field),
+                format!("`{}` is reserved for callers; name the service otherwise", service.name),
+            );
+        }
+        service.id = r.id.as_ref().and_then(|id| {
+            let ok = id.value.len() == 21
+                && id.value.starts_with("svc-")
+                && id
+                    .value
+                    .bytes()
+                    .skip(4)
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !ok {
+                c.problem(
+                    &id.origin,
+                    format!("{}.id", r.field),
+                    format!("`{}` is not a Lattice service id (`svc-` and 17 hex digits)", id.value),
+                );
+            }
+            ok.then(|| id.value.clone())
+        });
+        service.role = r
+            .role
+            .as_ref()
+            .and_then(|role_spec| role(c, &format!("{}.role", r.field), role_spec, account));
+        service.propagate_identity = r.propagate_identity;
+        for (j, call) in r.calls.iter().enumerate() {
+            let field = format!("{}.calls[{j}]", r.field);
+            if !names.contains(&call.value) {
+                c.problem(
+                    &call.origin,
+                    field,
+                    format!("`{}` is not a service of this spec", call.value),
+                );
+            } else if call.value == service.name {
+                c.problem(&call.origin, field, "a service does not call itself through Lattice");
+            } else if service.calls.contains(&call.value) {
+                c.problem(&call.origin, field, format!("`{}` is listed twice", call.value));
+            } else {
+                service.calls.push(call.value.clone());
+            }
+        }
+        if !service.calls.is_empty() && service.role.is_none() && r.role.is_none() {
+            c.problem(
+                &r.name_origin,
+                format!("{}.role", r.field),
+                format!(
+                    "service `{}` calls other services: give the IAM `role` it signs with",
+                    service.name
+                ),
+            );
+        }
+        let sidecar_listen = r
+            .sidecar_listen
+            .clone()
+            .unwrap_or_else(|| Located::default(DEFAULT_SIDECAR_LISTEN.into()));
+        let sidecar_admin = r
+            .sidecar_admin
+            .clone()
+            .unwrap_or_else(|| Located::default(DEFAULT_SIDECAR_ADMIN.into()));
+        let listen = loopback_address(
+            c,
+            &format!("{}.sidecar.listen", r.field),
+            &sidecar_listen,
+            SIDECAR_REASON,
+        );
+        let admin = loopback_address(c, &format!("{}.sidecar.admin", r.field), &sidecar_admin, ADMIN_REASON);
+        if let (Some(listen), Some(admin)) = (listen, admin) {
+            service.sidecar = SidecarAddresses { listen, admin };
+        }
+    }
+    // Callers, once every role is known.
+    let roles: Vec<(String, Option<Role>, bool)> = services
+        .iter()
+        .map(|s| (s.name.clone(), s.role.clone(), s.propagate_identity))
+        .collect();
+    for (service, r) in services.iter_mut().zip(&specs) {
+        for (j, (origin, caller)) in r.callers.iter().enumerate() {
+            let field = format!("{}.callers[{j}]", r.field);
+            let from: Located<String> = caller.from.clone().into();
+            let scopes: Option<Located<Vec<serde_saphyr::Spanned<String>>>> = caller.scopes.clone().map(Into::into);
+            let scope_headers = scope_headers(c, &field, scopes.as_ref(), filter);
+            let parsed = match from.value.as_str() {
+                "frontend" => {
+                    if frontend_role.is_none() {
+                        c.problem(
+                            &from.origin,
+                            format!("{field}.from"),
+                            "the frontend is a caller: give `frontend.role`, the IAM role it signs with",
+                        );
+                    }
+                    Some(Caller::Frontend { scope_headers })
+                }
+                "anonymous" => {
+                    if let Some(s) = &scopes {
+                        c.problem(
+                            &s.origin,
+                            format!("{field}.scopes"),
+                            "anonymous callers carry no verified token, so no scope can be required",
+                        );
+                    }
+                    Some(Caller::Anonymous)
+                }
+                name => match roles.iter().find(|(n, _, _)| n == name) {
+                    None => {
+                        c.problem(
+                            &from.origin,
+                            format!("{field}.from"),
+                            format!("`{name}` is not `frontend`, `anonymous` or a service of this spec"),
+                        );
+                        None
+                    }
+                    Some((_, role, propagates)) => {
+                        if role.is_none() {
+                            c.problem(
+                                &from.origin,
+                                format!("{field}.from"),
+                                format!("service `{name}` is a caller: give it the IAM `role` it signs with"),
+                            );
+                        }
+                        if let (Some(s), false) = (&scopes, propagates) {
+                            c.problem(
+                                &s.origin,
+                                format!("{field}.scopes"),
+                                format!("service `{name}` does not propagate the user's identity (`propagate_identity: true`), so its calls carry no scope"),
+                            );
+                        }
+                        if name == service.name {
+                            c.problem(
+                                &from.origin,
+                                format!("{field}.from"),
+                                "a service does not call itself through Lattice",
+                            );
+                        }
+                        Some(Caller::Service {
+                            name: name.to_string(),
+                            scope_headers,
+                        })
+                    }
+                },
+            };
+            if let Some(parsed) = parsed {
+                if service.callers.contains(&parsed) {
+                    c.problem(origin, field, "the same caller is listed twice");
+                } else {
+                    service.callers.push(parsed);
+                }
+            }
+        }
+    }
+    // Lattice tells callers apart by role only.
+    let mut by_role: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(f) = frontend_role {
+        by_role.insert(f.arn.clone(), "the frontend".into());
+    }
+    for (service, r) in services.iter().zip(&specs) {
+        if let (Some(role), Some(spec_role)) = (&service.role, &r.role) {
+            if let Some(other) = by_role.insert(role.arn.clone(), format!("service `{}`", service.name)) {
+                c.problem(
+                    &spec_role.origin,
+                    format!("{}.role", r.field),
+                    format!(
+                        "`{}` is also the role of {other}: Lattice could not tell them apart; give each its own role",
+                        role.name
+                    ),
+                );
+            }
+        }
+    }
+}
+
+const RESERVED_CALLERS: [&str; 2] = ["frontend", "anonymous"];
+
+/// The headers the frontend's filter emits for `scopes`, under its
+/// configuration: the filter core's own mapping, so a policy always names
+/// the header the filter sends.
+fn scope_headers(
+    c: &mut Checker,
+    field: &str,
+    scopes: Option<&Located<Vec<serde_saphyr::Spanned<String>>>>,
+    filter: Option<&Config>,
+) -> Vec<ScopeHeader> {
+    let Some(scopes) = scopes else {
+        return Vec::new();
+    };
+    if scopes.value.is_empty() {
+        c.problem(
+            &scopes.origin,
+            format!("{field}.scopes"),
+            "must name at least one scope (leave `scopes` out to require none)",
+        );
+    }
+    let mut out: Vec<ScopeHeader> = Vec::new();
+    for (k, scope) in scopes.value.iter().enumerate() {
+        let scope: Located<String> = scope.clone().into();
+        let field = format!("{field}.scopes[{k}]");
+        // RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+        let is_token = !scope.value.is_empty()
+            && scope
+                .value
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if !is_token {
+            c.problem(
+                &scope.origin,
+                field,
+                format!(
+                    "`{}` is not an OAuth scope (RFC 6749: printable ASCII, no space, `\"` or `\\`)",
+                    scope.value.escape_debug()
+                ),
+            );
+            continue;
+        }
+        let Some(filter) = filter else { continue };
+        if scope.value.len() > filter.max_scope_length {
+            c.problem(
+                &scope.origin,
+                field,
+                format!(
+                    "`{}` is longer than the filter's max_scope_length ({}), so it is never sent",
+                    scope.value, filter.max_scope_length
+                ),
+            );
+            continue;
+        }
+        match scope_header_name(&filter.scope_header_prefix, &scope.value, filter.scope_encoding) {
+            Some(header) => {
+                if out.iter().any(|h| h.header == header) {
+                    c.problem(&scope.origin, field, format!("`{}` is listed twice", scope.value));
+                } else {
+                    out.push(ScopeHeader {
+                        scope: scope.value,
+                        header,
+                    });
+                }
+            }
+            None => c.problem(
+                &scope.origin,
+                field,
+                format!(
+                    "`{}` is never sent as a header (the filter's scope_encoding is `drop`)",
+                    scope.value
+                ),
+            ),
+        }
+    }
+    out
+}
+
+fn network(c: &mut Checker, spec: Option<NetworkSpec>, services: &[Service], frontend_role: Option<&Role>) -> Network {
+    let spec = spec.unwrap_or_default();
+    let name = spec.name.map(|n| n.value);
+    let mut network = Network {
+        name,
+        principals: Vec::new(),
+        anonymous: false,
+    };
+    let admits_anonymous = services.iter().any(|s| s.callers.contains(&Caller::Anonymous));
+    match spec.principals {
+        None => {
+            network.principals.extend(frontend_role.map(|r| r.arn.clone()));
+            network.principals.extend(
+                services
+                    .iter()
+                    .filter(|s| !s.calls.is_empty())
+                    .filter_map(|s| s.role.as_ref().map(|r| r.arn.clone())),
+            );
+            network.anonymous = admits_anonymous;
+        }
+        Some(list) => {
+            for (i, p) in list.into_iter().enumerate() {
+                let p: Located<String> = p.into();
+                let field = format!("network.principals[{i}]");
+                match p.value.as_str() {
+                    "anonymous" => network.anonymous = true,
+                    "frontend" => match frontend_role {
+                        Some(r) => network.principals.push(r.arn.clone()),
+                        None => c.problem(&p.origin, field, "`frontend` needs `frontend.role`"),
+                    },
+                    text if is_account_id(text) => network.principals.push(format!("arn:aws:iam::{text}:root")),
+                    text if text.starts_with("arn:") => {
+                        if is_principal_arn(text) {
+                            network.principals.push(text.to_string());
+                        } else {
+                            c.problem(
+                                &p.origin,
+                                field,
+                                format!("`{text}` is not an IAM role, user or account-root ARN"),
+                            );
+                        }
+                    }
+                    name => match services.iter().find(|s| s.name == name) {
+                        Some(s) => match &s.role {
+                            Some(r) => network.principals.push(r.arn.clone()),
+                            None => c.problem(&p.origin, field, format!("service `{name}` has no `role`")),
+                        },
+                        None => c.problem(
+                            &p.origin,
+                            field,
+                            format!("`{name}` is not `frontend`, `anonymous`, a service of this spec, an account id or an ARN"),
+                        ),
+                    },
+                }
+            }
+            // A caller the network keeps out could never reach the service.
+            if !network.anonymous {
+                let admitted = |arn: &str| {
+                    network.principals.iter().any(|p| {
+                        p == arn
+                            || p.strip_suffix(":root")
+                                .is_some_and(|root| arn.starts_with(&format!("{}:", root)))
+                    })
+                };
+                for s in services {
+                    for caller in &s.callers {
+                        let (who, arn) = match caller {
+                            Caller::Anonymous => ("anonymous callers".to_string(), None),
+                            Caller::Frontend { .. } => {
+                                ("the frontend".to_string(), frontend_role.map(|r| r.arn.as_str()))
+                            }
+                            Caller::Service { name, .. } => (
+                                format!("service `{name}`"),
+                                services
+                                    .iter()
+                                    .find(|o| &o.name == name)
+                                    .and_then(|o| o.role.as_ref())
+                                    .map(|r| r.arn.as_str()),
+                            ),
+                        };
+                        if arn.is_none_or(|arn| !admitted(arn)) {
+                            c.problem(
+                                &Origin::Default,
+                                "network.principals",
+                                format!("{who} may call `{}` but cannot enter the service network: add it to network.principals", s.name),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    network.principals.sort();
+    network.principals.dedup();
+    network
+}
+
+fn is_principal_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", acct, resource]
+        if partition.starts_with("aws") && is_account_id(acct)
+            && (resource.starts_with("role/") || resource.starts_with("user/") || *resource == "root"))
+}
+
+fn check_path(c: &mut Checker, field: &str, path: &Located<String>) {
+    if path.value.is_empty() {
+        c.problem(&path.origin, field, "must not be empty");
+    }
+}
+
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts
+            .first()
+            .is_some_and(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+}
+
+/// An RFC 1123 host name (letters, digits, hyphens; dots between labels).
+pub fn is_dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// `IP:PORT` (a listener address: no host names).
+fn socket_address(c: &mut Checker, field: &str, value: &Located<String>) -> Option<SocketAddress> {
+    let parsed = host_port(c, field, value)?;
+    if parsed.address.parse::<IpAddr>().is_err() {
+        c.problem(
+            &value.origin,
+            field,
+            format!("`{}` must be an IP address and port, like 0.0.0.0:8080", value.value),
+        );
+        return None;
+    }
+    Some(parsed)
+}
+
+/// `HOST:PORT` or `[V6]:PORT`.
+fn host_port(c: &mut Checker, field: &str, value: &Located<String>) -> Option<SocketAddress> {
+    let text = value.value.as_str();
+    let split = if let Some(rest) = text.strip_prefix('[') {
+        rest.split_once("]:").map(|(h, p)| (h.to_string(), p))
+    } else {
+        text.rsplit_once(':')
+            .filter(|(h, _)| !h.contains(':'))
+            .map(|(h, p)| (h.to_string(), p))
+    };
+    let Some((host, port)) = split else {
+        c.problem(&value.origin, field, format!("`{text}` is not ADDR:PORT"));
+        return None;
+    };
+    let Ok(port) = port.parse::<u16>() else {
+        c.problem(&value.origin, field, format!("`{port}` is not a port number (0-65535)"));
+        return None;
+    };
+    if host.parse::<IpAddr>().is_err() && !is_dns_name(&host) {
+        c.problem(
+            &value.origin,
+            field,
+            format!("`{host}` is not an IP address or host name"),
+        );
+        return None;
+    }
+    Some(SocketAddress { address: host, port })
+}
+
+/// A service while flags are applied: name, host, path, and the field
+/// (`services[1]` or `--service[0]`) that problems name.
+struct ServiceEntry {
+    name: Located<String>,
+    host: Option<Located<String>>,
+    path: Option<Located<String>>,
+    relations: Relations,
+}
+
+impl ServiceEntry {
+    fn flag(name: String, host: Option<Located<String>>, field: String) -> ServiceEntry {
+        ServiceEntry {
+            name: Located::flag(name, "--service"),
+            host,
+            path: None,
+            relations: Relations::none(field, Origin::Flag("--service")),
+        }
+    }
+}
+
+impl Relations {
+    fn none(field: String, name_origin: Origin) -> Relations {
+        Relations {
+            field,
+            name_origin,
+            id: None,
+            role: None,
+            calls: Vec::new(),
+            callers: Vec::new(),
+            propagate_identity: false,
+            sidecar_listen: None,
+            sidecar_admin: None,
+        }
+    }
+}
+
+fn services(
+    c: &mut Checker,
+    spec: Option<Vec<serde_saphyr::Spanned<ServiceSpec>>>,
+    flags: &FrontendArgs,
+    domain: Option<&Located<String>>,
+    endpoint: Option<&SocketAddress>,
+    ca: &str,
+) -> (Vec<Service>, Vec<Relations>) {
+    let mut entries: Vec<ServiceEntry> = Vec::new();
+    if !flags.services.is_empty() {
+        for (i, s) in flags.services.iter().enumerate() {
+            let (name, host) = match s.split_once('=') {
+                Some((n, h)) => (n.to_string(), Some(Located::flag(h.to_string(), "--service"))),
+                None => (s.clone(), None),
+            };
+            entries.push(ServiceEntry::flag(name, host, format!("--service[{i}]")));
+        }
+    } else if let Some(list) = spec {
+        if list.is_empty() {
+            c.problem(&Origin::Default, "services", "must name at least one service");
+        }
+        for (i, item) in list.into_iter().enumerate() {
+            let s = item.value;
+            let name: Located<String> = s.name.into();
+            let sidecar = s.sidecar.unwrap_or_default();
+            entries.push(ServiceEntry {
+                relations: Relations {
+                    field: format!("services[{i}]"),
+                    name_origin: name.origin.clone(),
+                    id: s.id.map(Into::into),
+                    role: s.role.map(Into::into),
+                    calls: s.calls.unwrap_or_default().into_iter().map(Into::into).collect(),
+                    callers: s
+                        .callers
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|c| {
+                            let l: Located<CallerSpec> = c.into();
+                            (l.origin, l.value)
+                        })
+                        .collect(),
+                    propagate_identity: s.propagate_identity.is_some_and(|p| p.value),
+                    sidecar_listen: sidecar.listen.map(Into::into),
+                    sidecar_admin: sidecar.admin.map(Into::into),
+                },
+                name,
+                host: s.host.map(Into::into),
+                path: s.path.map(Into::into),
+            });
+        }
+    } else {
+        for name in DEFAULT_SERVICES {
+            entries.push(ServiceEntry {
+                name: Located::default(name.to_string()),
+                host: None,
+                path: None,
+                relations: Relations::none("services".into(), Origin::Default),
+            });
+        }
+    }
+
+    let mut out: Vec<Service> = Vec::new();
+    let mut relations: Vec<Relations> = Vec::new();
+    let mut seen_paths: BTreeMap<String, String> = BTreeMap::new();
+    let mut seen_hosts: BTreeMap<String, String> = BTreeMap::new();
+    for entry in entries {
+        let ServiceEntry {
+            name,
+            host,
+            path,
+            relations: related,
+        } = entry;
+        let field = related.field.clone();
+        let valid_name = !name.value.is_empty()
+            && name
+                .value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !name.value.starts_with('-');
+        if !valid_name {
+            c.problem(
+                &name.origin,
+                format!("{field}.name"),
+                format!(
+                    "`{}` is not a service name (lower-case letters, digits and hyphens)",
+                    name.value
+                ),
+            );
+            continue;
+        }
+        if out.iter().any(|s| s.name == name.value) {
+            c.problem(
+                &name.origin,
+                format!("{field}.name"),
+                format!("duplicate service `{}`", name.value),
+            );
+            continue;
+        }
+        let host = match (host, domain) {
+            (Some(h), _) => {
+                if !is_dns_name(&h.value) {
+                    c.problem(
+                        &h.origin,
+                        format!("{field}.host"),
+                        format!("`{}` is not a DNS name", h.value),
+                    );
+                    continue;
+                }
+                h.value.to_ascii_lowercase()
+            }
+            (None, Some(d)) => format!("{}.{}", name.value, d.value.to_ascii_lowercase()),
+            (None, None) => {
+                c.problem(
+                    &name.origin,
+                    format!("{field}.host"),
+                    format!("service `{}` has no host: give `host` or a `domain`", name.value),
+                );
+                continue;
+            }
+        };
+        if let Some(other) = seen_hosts.insert(host.clone(), name.value.clone()) {
+            c.problem(
+                &name.origin,
+                format!("{field}.host"),
+                format!("`{host}` is also the host of service `{other}`"),
+            );
+        }
+        let path = path.unwrap_or_else(|| Located {
+            value: format!("/{}", name.value),
+            origin: name.origin.clone(),
+        });
+        if !is_route_prefix(&path.value) {
+            c.problem(
+                &path.origin,
+                format!("{field}.path"),
+                format!(
+                    "`{}` is not a path prefix like /orders (segments of letters, digits, `-._~`; no trailing slash)",
+                    path.value
+                ),
+            );
+            continue;
+        }
+        let path_value = path.value;
+        if let Some(other) = seen_paths.insert(path_value.clone(), name.value.clone()) {
+            c.problem(
+                &path.origin,
+                format!("{field}.path"),
+                format!("`{path_value}` is also the path of service `{other}`"),
+            );
+        }
+        let connect = endpoint.cloned().unwrap_or(SocketAddress {
+            address: host.clone(),
+            port: 443,
+        });
+        out.push(Service {
+            upstream: TlsUpstream {
+                cluster: format!("lattice_{}", name.value.replace('-', "_")),
+                connect,
+                host,
+                ca: ca.to_string(),
+            },
+            name: name.value,
+            path: path_value,
+            id: None,
+            role: None,
+            calls: Vec::new(),
+            callers: Vec::new(),
+            propagate_identity: false,
+            sidecar: SidecarAddresses {
+                listen: SocketAddress {
+                    address: "127.0.0.1".into(),
+                    port: 15001,
+                },
+                admin: SocketAddress {
+                    address: "127.0.0.1".into(),
+                    port: 15000,
+                },
+            },
+        });
+        relations.push(related);
+    }
+    (out, relations)
+}
+
+fn is_route_prefix(p: &str) -> bool {
+    p.len() > 1
+        && p.starts_with('/')
+        && !p.ends_with('/')
+        && p.get(1..).unwrap_or_default().split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        })
+}
+
+fn https_url(c: &mut Checker, field: &str, value: &Located<String>) -> Option<url::Url> {
+    match url::Url::parse(&value.value) {
+        Ok(u)
+            if u.scheme() == "https"
+                && u.host_str().is_some_and(|h| !h.is_empty())
+                && u.username().is_empty()
+                && u.password().is_none() =>
+        {
+            Some(u)
+        }
+        Ok(_) => {
+            c.problem(
+                &value.origin,
+                field,
+                format!("`{}` must be an https URL with a host and no credentials", value.value),
+            );
+            None
+        }
+        Err(e) => {
+            c.problem(&value.origin, field, format!("`{}` is not a URL: {e}", value.value));
+            None
+        }
+    }
+}
+
+/// One issuer while flags are applied.
+struct IssuerEntry {
+    name: Located<String>,
+    issuer: Option<Located<String>>,
+    jwks_uri: Option<Located<String>>,
+    audiences: Located<Vec<Located<String>>>,
+    cache_seconds: u32,
+}
+
+impl From<IssuerSpec> for IssuerEntry {
+    fn from(i: IssuerSpec) -> Self {
+        let audiences: Located<Vec<serde_saphyr::Spanned<String>>> = i.audiences.into();
+        IssuerEntry {
+            name: i.name.into(),
+            issuer: Some(i.issuer.into()),
+            jwks_uri: Some(i.jwks_uri.into()),
+            audiences: Located {
+                value: audiences.value.into_iter().map(Into::into).collect(),
+                origin: audiences.origin,
+            },
+            cache_seconds: i.jwks_cache_seconds.unwrap_or(600),
+        }
+    }
+}
+
+fn issuers(
+    c: &mut Checker,
+    spec: Option<Vec<serde_saphyr::Spanned<IssuerSpec>>>,
+    flags: &FrontendArgs,
+    ca: &str,
+) -> Vec<Provider> {
+    let mut entries: Vec<IssuerEntry> = spec.unwrap_or_default().into_iter().map(|s| s.value.into()).collect();
+    let flagged = flags.issuer.is_some() || flags.jwks_uri.is_some() || !flags.audiences.is_empty();
+    if flagged {
+        match entries.len() {
+            0 => entries.push(IssuerEntry {
+                name: Located::default("jwt".into()),
+                issuer: None,
+                jwks_uri: None,
+                audiences: Located::flag(Vec::new(), "--audience"),
+                cache_seconds: 600,
+            }),
+            1 => {}
+            _ => {
+                c.problem(
+                    &Origin::Flag("--issuer"),
+                    "--issuer",
+                    "--issuer, --jwks-uri and --audience cannot override a spec with several issuers",
+                );
+                return Vec::new();
+            }
+        }
+        if let Some(entry) = entries.first_mut() {
+            if let Some(i) = &flags.issuer {
+                entry.issuer = Some(Located::flag(i.clone(), "--issuer"));
+            }
+            if let Some(j) = &flags.jwks_uri {
+                entry.jwks_uri = Some(Located::flag(j.clone(), "--jwks-uri"));
+            }
+            if !flags.audiences.is_empty() {
+                let list = flags
+                    .audiences
+                    .iter()
+                    .map(|a| Located::flag(a.clone(), "--audience"))
+                    .collect();
+                entry.audiences = Located::flag(list, "--audience");
+            }
+        }
+    }
+    if entries.is_empty() {
+        c.problem(&Origin::Default, "issuers", "OAuth is on but no issuer is given: add `issuers` (or --issuer, --jwks-uri, --audience), or turn OAuth off with --no-oauth");
+        return Vec::new();
+    }
+    let mut out: Vec<Provider> = Vec::new();
+    for (i, entry) in entries.into_iter().enumerate() {
+        let field = format!("issuers[{i}]");
+        let IssuerEntry {
+            name,
+            issuer,
+            jwks_uri,
+            audiences,
+            cache_seconds,
+        } = entry;
+        if name.value.is_empty()
+            || !name
+                .value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            c.problem(
+                &name.origin,
+                format!("{field}.name"),
+                format!(
+                    "`{}` is not an issuer name (lower-case letters, digits, `_`)",
+                    name.value
+                ),
+            );
+            continue;
+        }
+        if out.iter().any(|p| p.name == name.value) {
+            c.problem(
+                &name.origin,
+                format!("{field}.name"),
+                format!("duplicate issuer `{}`", name.value),
+            );
+            continue;
+        }
+        let Some(issuer) = issuer else {
+            c.problem(
+                &Origin::Flag("--issuer"),
+                "--issuer",
+                "is required with --jwks-uri and --audience",
+            );
+            continue;
+        };
+        let Some(jwks_uri) = jwks_uri else {
+            c.problem(&Origin::Flag("--jwks-uri"), "--jwks-uri", "is required with --issuer");
+            continue;
+        };
+        let issuer_ok = https_url(c, &format!("{field}.issuer"), &issuer).is_some();
+        let jwks_url = https_url(c, &format!("{field}.jwks_uri"), &jwks_uri);
+        if audiences.value.is_empty() {
+            c.problem(
+                &audiences.origin,
+                format!("{field}.audiences"),
+                "at least one audience is required (an empty list would accept tokens minted for any API)",
+            );
+        }
+        for (j, a) in audiences.value.iter().enumerate() {
+            if a.value.trim().is_empty() {
+                c.problem(&a.origin, format!("{field}.audiences[{j}]"), "must not be empty");
+            }
+        }
+        if let (true, Some(url)) = (issuer_ok, jwks_url) {
+            let host = url.host_str().unwrap_or_default().to_string();
+            out.push(Provider {
+                jwks: TlsUpstream {
+                    cluster: format!("jwks_{}", name.value),
+                    connect: SocketAddress {
+                        address: host.clone(),
+                        port: url.port_or_known_default().unwrap_or(443),
+                    },
+                    host,
+                    ca: ca.to_string(),
+                },
+                name: name.value,
+                issuer: issuer.value,
+                audiences: audiences.value.into_iter().map(|a| a.value).collect(),
+                jwks_uri: url.to_string(),
+                cache_seconds,
+            });
+        }
+    }
+    out
+}
+
+/// The filter's JSON configuration, and the filter's own reading of it.
+fn filter_config(
+    c: &mut Checker,
+    spec: Option<serde_saphyr::Spanned<RawConfig>>,
+    providers: &[Provider],
+) -> (String, Option<Config>) {
+    let (mut raw, origin) = match spec {
+        Some(s) => {
+            let l: Located<RawConfig> = s.into();
+            (l.value, l.origin)
+        }
+        None => (RawConfig::default(), Origin::Default),
+    };
+    if raw.payload_metadata_keys != RawConfig::default().payload_metadata_keys {
+        c.problem(
+            &origin,
+            "filter.payload_metadata_keys",
+            "is set by envoy-gen from `issuers`; remove it",
+        );
+    }
+    if !providers.is_empty() {
+        raw.payload_metadata_keys = providers.iter().map(|p| p.name.clone()).collect();
+    }
+    let json = match serde_json::to_string(&raw) {
+        Ok(json) => json,
+        Err(e) => {
+            c.problem(
+                &origin,
+                "filter",
+                format!("bug in envoy-gen: cannot serialise the filter configuration: {e}"),
+            );
+            return (String::new(), None);
+        }
+    };
+    match Config::from_json(json.as_bytes()) {
+        Ok(config) => (json, Some(config)),
+        Err(e) => {
+            for message in e.0 {
+                c.problem(&origin, "filter", message);
+            }
+            (json, None)
+        }
+    }
+}
