@@ -1,14 +1,17 @@
 //! A test identity provider over HTTPS: real keys, a JWKS endpoint behind
 //! a certificate from a test CA (as a real IdP's would be), and tokens whose
-//! `iss` is the endpoint's URL.
+//! `iss` is the endpoint's URL. `IdpServer` publishes keys that live
+//! elsewhere (the dev-idp binary's directory).
 
 use crate::jwt::{Alg, Issuer};
-use crate::tls::{Received, TestCa, TlsServer};
+use crate::tls::{Leaf, Received, TestCa, TlsServer};
 use serde_json::{json, Value};
+use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
 pub struct TlsIdp {
     pub issuer: Issuer,
@@ -62,5 +65,52 @@ impl TlsIdp {
         claims["iss"] = json!(self.url);
         claims["aud"] = json!(self.audience);
         self.issuer.token(Alg::ES256, claims)
+    }
+}
+
+/// An IdP's HTTPS front for keys kept elsewhere: the JWKS at `JWKS_PATH`
+/// and, at `DISCOVERY_PATH`, an OpenID discovery document with the issuer
+/// and the JWKS URL (`https://<host>:<bound port>/.well-known/jwks.json`).
+/// Stopped when dropped.
+pub struct IdpServer {
+    pub addr: SocketAddr,
+    pub jwks_uri: String,
+    server: TlsServer,
+}
+
+impl IdpServer {
+    /// Serves `jwks` on `listen` (`ADDR:PORT`, port 0 picks one) with the
+    /// certificate `leaf`, which must name `host`.
+    pub fn start(listen: &str, leaf: &Leaf, host: &str, issuer: &str, jwks: String) -> Result<IdpServer, String> {
+        // The discovery document names the bound port, known only once listening.
+        let discovery = Arc::new(OnceLock::<String>::new());
+        let published = discovery.clone();
+        let server = TlsServer::start_on(
+            listen,
+            leaf,
+            Arc::new(move |r: &Received| match r.path.as_str() {
+                JWKS_PATH => (200, jwks.clone()),
+                DISCOVERY_PATH => published.get().map_or((503, "{}".into()), |d| (200, d.clone())),
+                _ => (404, "{}".into()),
+            }),
+        )?;
+        let url_host = match host.parse::<Ipv6Addr>() {
+            Ok(_) => format!("[{host}]"),
+            Err(_) => host.to_string(),
+        };
+        let jwks_uri = format!("https://{url_host}:{}{JWKS_PATH}", server.addr.port());
+        discovery
+            .set(json!({"issuer": issuer, "jwks_uri": jwks_uri}).to_string())
+            .map_err(|_| "bug: the discovery document was set twice".to_string())?;
+        Ok(IdpServer {
+            addr: server.addr,
+            jwks_uri,
+            server,
+        })
+    }
+
+    /// Blocks until the server stops.
+    pub fn wait(self) {
+        self.server.wait()
     }
 }

@@ -2,6 +2,7 @@
 //! Envoy binary, an echo upstream, a JWT issuer with real keys, and a raw
 //! HTTP client. Everything listens on 127.0.0.1 only.
 
+pub mod app;
 pub mod echo;
 pub mod envoy;
 pub mod fixture;

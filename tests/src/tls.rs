@@ -26,7 +26,12 @@ pub struct Leaf {
 
 impl TestCa {
     pub fn new(name: &str) -> TestCa {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        TestCa::try_new(name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `new` for callers that report errors instead of panicking.
+    pub fn try_new(name: &str) -> Result<TestCa, String> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| format!("CA params: {e}"))?;
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
@@ -34,13 +39,13 @@ impl TestCa {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let key = KeyPair::generate().expect("CA key");
-        let cert = params.self_signed(&key).expect("CA certificate");
-        TestCa {
+        let key = KeyPair::generate().map_err(|e| format!("CA key: {e}"))?;
+        let cert = params.self_signed(&key).map_err(|e| format!("CA certificate: {e}"))?;
+        Ok(TestCa {
             pem: cert.pem(),
             key_pem: key.serialize_pem(),
             issuer: Issuer::new(params, key),
-        }
+        })
     }
 
     /// The CA's private key, PEM (to hand to a tool that issues with it).
@@ -50,14 +55,21 @@ impl TestCa {
 
     /// A server certificate for `names` (DNS names or IP addresses).
     pub fn leaf(&self, names: &[&str]) -> Leaf {
-        let params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("leaf params");
-        let key = KeyPair::generate().expect("leaf key");
-        let cert = params.signed_by(&key, &self.issuer).expect("leaf certificate");
-        Leaf {
+        self.try_leaf(names).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `leaf` for callers that report errors instead of panicking.
+    pub fn try_leaf(&self, names: &[&str]) -> Result<Leaf, String> {
+        let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .map_err(|e| format!("certificate names {names:?}: {e}"))?;
+        let key = KeyPair::generate().map_err(|e| format!("leaf key: {e}"))?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|e| format!("leaf certificate: {e}"))?;
+        Ok(Leaf {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
-        }
+        })
     }
 
     /// Writes the CA certificate to `dir/<file>` and returns its path.
@@ -94,14 +106,19 @@ pub type Handler = Arc<dyn Fn(&Received) -> (u16, String) + Send + Sync>;
 /// with `handler`'s status and JSON text; stopped when dropped.
 pub struct TlsServer {
     pub addr: SocketAddr,
-    _server: Background,
+    server: Background,
 }
 
 impl TlsServer {
     pub fn start(leaf: &Leaf, handler: Handler) -> Result<TlsServer, String> {
+        TlsServer::start_on("127.0.0.1:0", leaf, handler)
+    }
+
+    /// `start` on a given address (`ADDR:PORT`; port 0 picks one).
+    pub fn start_on(listen: &str, leaf: &Leaf, handler: Handler) -> Result<TlsServer, String> {
         let tls = lattice_sim::serve::tls_config(&leaf.cert_pem, &leaf.key_pem)?;
         let server = lattice_sim::serve::spawn(
-            "127.0.0.1:0",
+            listen,
             Some(tls),
             1,
             move |peer: Peer, request: hyper::Request<Incoming>| {
@@ -132,8 +149,13 @@ impl TlsServer {
         )?;
         Ok(TlsServer {
             addr: server.addr,
-            _server: server,
+            server,
         })
+    }
+
+    /// Blocks until the server stops (for a process that only serves).
+    pub fn wait(self) {
+        self.server.wait()
     }
 }
 
