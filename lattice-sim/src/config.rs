@@ -1,13 +1,15 @@
 //! The simulator's configuration file: the service network, its services
-//! and the callers' credentials. Everything is checked at start; a
-//! malformed policy stops the simulator with an error naming it.
+//! and the callers' credentials (with, optionally, each caller's IAM
+//! identity-based policy). Everything is checked at start; a malformed
+//! policy stops the simulator with an error naming it.
 
-use crate::policy::{Caller, Policy};
+use crate::policy::{Caller, Policy, PolicyKind};
 use crate::sigv4::Secret;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum AuthType {
@@ -63,6 +65,7 @@ struct RawService {
     target: String,
 }
 
+/// One entry of `credentials:`: an access key and who signs with it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCredential {
@@ -73,6 +76,14 @@ struct RawCredential {
     org_id: Option<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    /// The IAM identity-based policy of the principal's role or user, inline
+    /// (no `Principal` element). With it, the caller also needs an Allow for
+    /// `vpc-lattice-svcs:Invoke` there; without it (and without
+    /// `identity_policy_file`) identity policies are not modelled for this
+    /// caller and only the auth policies decide.
+    identity_policy: Option<serde_json::Value>,
+    /// The same, from a JSON file relative to the configuration file.
+    identity_policy_file: Option<PathBuf>,
 }
 
 /// A service network.
@@ -104,6 +115,10 @@ pub struct Service {
 #[derive(Debug, Clone)]
 pub struct Credential {
     pub secret: Secret,
+    /// Who signs with this key, with the identity policy of its role or user
+    /// when the configuration gives one (`identity_policy` or
+    /// `identity_policy_file`; none: identity policies are not modelled for
+    /// this caller).
     pub caller: Caller,
 }
 
@@ -124,25 +139,44 @@ fn derived_id(prefix: &str, name: &str) -> String {
     format!("{prefix}-{}", digest.get(..17).unwrap_or(&digest))
 }
 
+/// The configuration key of a policy of this kind (`<key>` inline,
+/// `<key>_file` from a file).
+fn policy_key(kind: PolicyKind) -> &'static str {
+    match kind {
+        PolicyKind::Resource => "policy",
+        PolicyKind::Identity => "identity_policy",
+    }
+}
+
+fn checked_policy(doc: &serde_json::Value, kind: PolicyKind) -> Result<Policy, String> {
+    Policy::from_value(doc, kind).map_err(|e| format!("malformed {}: {e}", policy_key(kind)))
+}
+
+/// Reads and checks a policy document from a JSON file: `policy_file`,
+/// `identity_policy_file`, and `lattice-sim check --identity-policy`.
+pub fn read_policy_file(path: &Path, kind: PolicyKind) -> Result<Policy, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+    checked_policy(&doc, kind).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A policy given inline or as a file (not both), or none.
 fn load_policy(
     inline: Option<serde_json::Value>,
     file: Option<PathBuf>,
     base: &Path,
     what: &str,
+    kind: PolicyKind,
 ) -> Result<Option<Policy>, String> {
-    let doc = match (inline, file) {
-        (Some(_), Some(_)) => return Err(format!("{what}: give `policy` or `policy_file`, not both")),
-        (Some(doc), None) => doc,
-        (None, Some(path)) => {
-            let path = base.join(path);
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{what}: {}: {e}", path.display()))?;
-            serde_json::from_str(&text).map_err(|e| format!("{what}: {}: not JSON: {e}", path.display()))?
-        }
-        (None, None) => return Ok(None),
+    let key = policy_key(kind);
+    let loaded = match (inline, file) {
+        (Some(_), Some(_)) => Err(format!("give `{key}` or `{key}_file`, not both")),
+        (Some(doc), None) => checked_policy(&doc, kind).map(Some),
+        (None, Some(path)) => read_policy_file(&base.join(path), kind).map(Some),
+        (None, None) => Ok(None),
     };
-    Policy::from_value(&doc)
-        .map(Some)
-        .map_err(|e| format!("{what}: malformed policy: {e}"))
+    loaded.map_err(|e| format!("{what}: {e}"))
 }
 
 fn is_sts_or_iam_arn(arn: &str) -> bool {
@@ -177,6 +211,7 @@ impl Config {
             raw.service_network.policy_file,
             base,
             "service_network",
+            PolicyKind::Resource,
         )
         .unwrap_or_else(|e| {
             errors.push(e);
@@ -210,7 +245,7 @@ impl Config {
             if !target.starts_with("http://") || target.len() <= "http://".len() {
                 errors.push(format!("{what}: target `{}` must be http://HOST:PORT", s.target));
             }
-            let policy = load_policy(s.policy, s.policy_file, base, &what).unwrap_or_else(|e| {
+            let policy = load_policy(s.policy, s.policy_file, base, &what, PolicyKind::Resource).unwrap_or_else(|e| {
                 errors.push(e);
                 None
             });
@@ -234,18 +269,24 @@ impl Config {
         }
         let mut credentials = BTreeMap::new();
         for (i, c) in raw.credentials.into_iter().enumerate() {
+            let what = format!("credentials[{i}] ({})", c.access_key_id);
             if !is_sts_or_iam_arn(&c.principal) {
-                errors.push(format!(
-                    "credentials[{i}]: principal `{}` is not an IAM or STS ARN",
-                    c.principal
-                ));
+                errors.push(format!("{what}: principal `{}` is not an IAM or STS ARN", c.principal));
             }
             if credentials.contains_key(&c.access_key_id) {
-                errors.push(format!(
-                    "credentials[{i}]: access key `{}` is listed twice",
-                    c.access_key_id
-                ));
+                errors.push(format!("{what}: the access key is listed twice"));
             }
+            let identity_policy = load_policy(
+                c.identity_policy,
+                c.identity_policy_file,
+                base,
+                &what,
+                PolicyKind::Identity,
+            )
+            .unwrap_or_else(|e| {
+                errors.push(e);
+                None
+            });
             credentials.insert(
                 c.access_key_id,
                 Credential {
@@ -257,6 +298,7 @@ impl Config {
                         arn: c.principal,
                         org_id: c.org_id,
                         tags: c.tags,
+                        identity_policy: identity_policy.map(Arc::new),
                     },
                 },
             );

@@ -1,6 +1,7 @@
 //! What Lattice decides for one request: who the caller is (SigV4), and
-//! whether the service network's and the service's auth policies let it
-//! invoke the service. Pure: the server and `lattice-sim check` share it.
+//! whether the service network's and the service's auth policies, and the
+//! caller's IAM identity-based policy, let it invoke the service. Pure: the
+//! server and `lattice-sim check` share it.
 
 use crate::config::{AuthType, Config, Service};
 use crate::policy::{Caller, Context, Decision, Policy, INVOKE};
@@ -22,8 +23,12 @@ pub struct RequestInfo<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub allowed: bool,
-    /// `network` or `service` policy (or `auth`), and the statement.
+    /// The policy that decided: `network`, `service` or `identity`. A denial
+    /// names the policy that denied; an Allow the last one evaluated (all of
+    /// them allowed, and `statement` names each).
     pub policy: &'static str,
+    /// The denying statement (none for an implicit deny), or for an Allow
+    /// `network: <sid>; service: <sid>` (and `; identity: <sid>`).
     pub statement: Option<String>,
     /// The 403 body Lattice sends (empty when allowed).
     pub message: String,
@@ -122,54 +127,123 @@ fn evaluate(auth: AuthType, policy: Option<&Policy>, ctx: &Context) -> Decision 
     }
 }
 
-/// Lattice's decision: the service network's policy AND the service's.
+/// The policies Lattice evaluates, in the order its denials are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PolicyType {
+    Network,
+    Service,
+    Identity,
+}
+
+impl PolicyType {
+    /// As [`Verdict::policy`] names it.
+    fn name(self) -> &'static str {
+        match self {
+            PolicyType::Network => "network",
+            PolicyType::Service => "service",
+            PolicyType::Identity => "identity",
+        }
+    }
+
+    /// The end of AWS's access-denied text: "When a policy explicitly denies
+    /// access because the policy contains a Deny statement, then AWS includes
+    /// the phrase `with an explicit deny in a *type* policy` in the access
+    /// denied error message. When the policy implicitly denies access, then
+    /// AWS includes the phrase `because no *type* policy allows the *action*
+    /// action` in the access denied error message." Its identity-policy
+    /// examples end "because no identity-based policy allows the
+    /// codecommit:ListRepositories action" and "with an explicit deny in an
+    /// identity-based policy"
+    /// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html>).
+    fn denial(self, explicit: bool) -> String {
+        let article = match self {
+            PolicyType::Identity => "an",
+            PolicyType::Network | PolicyType::Service => "a",
+        };
+        let name = self.name();
+        match explicit {
+            true => format!("with an explicit deny in {article} {name}-based policy"),
+            false => format!("because no {name}-based policy allows the {INVOKE} action"),
+        }
+    }
+}
+
+/// Lattice's decision: the service network's policy AND the service's AND,
+/// when one is modelled, the caller's identity policy.
+///
+/// "For authorization to succeed, both auth policies and identity-based
+/// policies need to have explicit allow statements." and "An explicit deny in
+/// any policy overrides any allows."
+/// (<https://docs.aws.amazon.com/vpc-lattice/latest/ug/auth-policies.html>,
+/// "How authorization works"; identity check: "Verifying that the requester
+/// (such as an IAM user or role) has permissions to perform the operation
+/// from the account to which the requester belongs. If there is no explicit
+/// allow statement, AWS does not authorize the request.").
+///
+/// An explicit deny anywhere wins (the first in the order network, service,
+/// identity names it); otherwise the first implicit deny in that order; else
+/// Allow. The identity policy is part of IAM authorization, which only runs
+/// when the network or the service has auth type `AWS_IAM` (with `NONE` on
+/// both, Lattice authorizes nothing, and the server does not even
+/// authenticate). It is evaluated against the same resource ARN as the auth
+/// policies (`<service arn>/<path>`).
 pub fn authorize(config: &Config, service: &Service, caller: Option<&Caller>, request: &RequestInfo<'_>) -> Verdict {
     let ctx = context(config, service, caller, request);
     let user = caller.map_or("anonymous", |c| c.arn.as_str());
-    let resource = ctx.resource.clone();
-    let deny = |kind: &'static str, statement: Option<String>, why: String| Verdict {
+    let iam = config.network.auth_type == AuthType::AwsIam || service.auth_type == AuthType::AwsIam;
+    let identity_policy = caller.and_then(|c| c.identity_policy.as_deref()).filter(|_| iam);
+    let mut decisions = vec![
+        (
+            PolicyType::Network,
+            evaluate(config.network.auth_type, config.network.policy.as_ref(), &ctx),
+        ),
+        (
+            PolicyType::Service,
+            evaluate(service.auth_type, service.policy.as_ref(), &ctx),
+        ),
+    ];
+    if let Some(policy) = identity_policy {
+        decisions.push((PolicyType::Identity, policy.evaluate(&ctx)));
+    }
+    // `statement`: the label of the explicit Deny; none for an implicit deny.
+    let deny = |kind: PolicyType, statement: Option<&String>| Verdict {
         allowed: false,
-        policy: kind,
-        statement,
+        policy: kind.name(),
+        statement: statement.cloned(),
         message: format!(
-            "AccessDeniedException: User: {user} is not authorized to perform: {INVOKE} on resource: {resource} {why}"
+            "AccessDeniedException: User: {user} is not authorized to perform: {INVOKE} on resource: {} {}",
+            ctx.resource,
+            kind.denial(statement.is_some())
         ),
     };
-    let network = evaluate(config.network.auth_type, config.network.policy.as_ref(), &ctx);
-    let network_statement = match network {
-        Decision::ExplicitDeny(sid) => {
-            return deny(
-                "network",
-                Some(sid),
-                "with an explicit deny in a network-based policy".into(),
-            )
-        }
-        Decision::ImplicitDeny => {
-            return deny(
-                "network",
-                None,
-                format!("because no network-based policy allows the {INVOKE} action"),
-            )
-        }
-        Decision::Allow(sid) => sid,
-    };
-    match evaluate(service.auth_type, service.policy.as_ref(), &ctx) {
-        Decision::ExplicitDeny(sid) => deny(
-            "service",
-            Some(sid),
-            "with an explicit deny in a service-based policy".into(),
-        ),
-        Decision::ImplicitDeny => deny(
-            "service",
-            None,
-            format!("because no service-based policy allows the {INVOKE} action"),
-        ),
-        Decision::Allow(sid) => Verdict {
-            allowed: true,
-            policy: "service",
-            statement: Some(format!("network: {network_statement}; service: {sid}")),
-            message: String::new(),
+    let explicit = decisions.iter().find_map(|(kind, decision)| match decision {
+        Decision::ExplicitDeny(sid) => Some((*kind, sid)),
+        _ => None,
+    });
+    if let Some((kind, sid)) = explicit {
+        return deny(kind, Some(sid));
+    }
+    if let Some((kind, _)) = decisions
+        .iter()
+        .find(|(_, decision)| matches!(decision, Decision::ImplicitDeny))
+    {
+        return deny(*kind, None);
+    }
+    let allowed_by: Vec<String> = decisions
+        .iter()
+        .filter_map(|(kind, decision)| match decision {
+            Decision::Allow(sid) => Some(format!("{}: {sid}", kind.name())),
+            _ => None,
+        })
+        .collect();
+    Verdict {
+        allowed: true,
+        policy: match identity_policy {
+            Some(_) => PolicyType::Identity.name(),
+            None => PolicyType::Service.name(),
         },
+        statement: Some(allowed_by.join("; ")),
+        message: String::new(),
     }
 }
 

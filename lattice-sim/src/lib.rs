@@ -1,9 +1,12 @@
 //! lattice-sim: a local stand-in for Amazon VPC Lattice.
 //!
 //! - [`sigv4`]: SigV4 verification for `vpc-lattice-svcs`.
-//! - [`policy`]: IAM auth-policy documents and their evaluation.
-//! - [`config`]: the simulator's configuration (network, services, callers).
-//! - [`lattice`]: authentication and the network-AND-service decision.
+//! - [`policy`]: IAM policy documents (auth policies and identity-based
+//!   policies) and their evaluation.
+//! - [`config`]: the simulator's configuration (network, services, callers
+//!   and their identity policies).
+//! - [`lattice`]: authentication and the network-AND-service-AND-identity
+//!   decision.
 //! - [`server`]: the HTTPS front that forwards to each service's target.
 
 pub mod config;

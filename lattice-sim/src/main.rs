@@ -2,10 +2,12 @@
 //! authorization decision, without any network, for CI pipelines.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use lattice_sim::config::Config;
+use lattice_sim::config::{read_policy_file, Config};
 use lattice_sim::lattice::{self, RequestInfo};
+use lattice_sim::policy::PolicyKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -52,9 +54,13 @@ enum Command {
         /// The caller's ARN (an assumed-role session or user); absent: anonymous.
         #[arg(long, value_name = "ARN")]
         principal: Option<String>,
-        /// Take the caller (ARN, org, tags) from this access key in the config.
+        /// Take the caller (ARN, org, tags, identity policy) from this access key in the config.
         #[arg(long, value_name = "ID", conflicts_with = "principal")]
         access_key: Option<String>,
+        /// The IAM identity-based policy (JSON, no Principal) of the --principal's
+        /// role or user; the caller then needs an Allow there too.
+        #[arg(long, value_name = "FILE", requires = "principal")]
+        identity_policy: Option<PathBuf>,
         #[arg(long, default_value = "GET")]
         method: String,
         #[arg(long, default_value = "/")]
@@ -115,6 +121,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             service,
             principal,
             access_key,
+            identity_policy,
             method,
             path,
             query,
@@ -133,6 +140,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     arn,
                     org_id: None,
                     tags: Default::default(),
+                    identity_policy: identity_policy
+                        .map(|path| read_policy_file(&path, PolicyKind::Identity).map(Arc::new))
+                        .transpose()
+                        .map_err(|e| format!("--identity-policy {e}"))?,
                 }),
                 (None, Some(key)) => Some(
                     config

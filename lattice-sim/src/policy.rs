@@ -1,6 +1,9 @@
 //! IAM policy documents as VPC Lattice evaluates them: parsed and checked
 //! once (a malformed policy is an error, never half-applied), then
-//! evaluated per request against a [`Context`].
+//! evaluated per request against a [`Context`]. Two kinds share the parser
+//! and the evaluation, and differ only in the `Principal` element (see
+//! [`PolicyKind`]): auth policies (resource-based, on the service network
+//! and the services) and the callers' IAM identity-based policies.
 //!
 //! Semantics follow the IAM policy reference: a request is allowed when some
 //! statement allows it and none denies it; an explicit deny wins; no
@@ -11,6 +14,7 @@
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 pub const INVOKE: &str = "vpc-lattice-svcs:Invoke";
 
@@ -20,12 +24,32 @@ pub enum Effect {
     Deny,
 }
 
+/// Which kind of IAM policy a document is.
+///
+/// They differ in the `Principal` element. An auth policy is resource-based:
+/// "You must specify a principal in a resource-based policy."
+/// (<https://docs.aws.amazon.com/vpc-lattice/latest/ug/auth-policies.html>).
+/// An identity-based policy is about the user or role it is attached to:
+/// "You can't specify the principal in an identity-based policy because it
+/// applies to the user or role to which it is attached."
+/// (<https://docs.aws.amazon.com/vpc-lattice/latest/ug/security_iam_service-with-iam.html>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyKind {
+    /// A VPC Lattice auth policy, attached to a service network or service.
+    Resource,
+    /// An IAM identity-based policy, attached to the caller's role or user.
+    Identity,
+}
+
 /// Who a statement is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Principals {
-    /// No Principal element (allowed in identity policies; in a resource
-    /// policy it matches nobody).
+    /// A resource policy's statement without Principal or NotPrincipal: it
+    /// names nobody, so it never applies (accepted, as it always was here).
     Absent,
+    /// An identity policy's statement: about the identity the policy is
+    /// attached to, whoever that is.
+    AttachedIdentity,
     Is(Vec<String>),
     IsNot(Vec<String>),
 }
@@ -130,7 +154,7 @@ enum SetQualifier {
     ForAllValues,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Condition {
     op: Op,
     qualifier: SetQualifier,
@@ -141,7 +165,7 @@ struct Condition {
 }
 
 /// One statement of a policy.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
     pub sid: Option<String>,
     pub effect: Effect,
@@ -152,7 +176,7 @@ pub struct Statement {
 }
 
 /// A parsed, checked policy document.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub statements: Vec<Statement>,
 }
@@ -216,14 +240,14 @@ fn is_condition_key_valid(key: &str) -> bool {
 }
 
 impl Policy {
-    /// Parses a policy document (JSON text).
-    pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+    /// Parses a policy document (JSON text) of the given kind.
+    pub fn parse(text: &str, kind: PolicyKind) -> Result<Policy, PolicyError> {
         let value: Value = serde_json::from_str(text).map_err(|e| PolicyError(format!("not JSON: {e}")))?;
-        Policy::from_value(&value)
+        Policy::from_value(&value, kind)
     }
 
-    /// Checks and converts a policy document.
-    pub fn from_value(doc: &Value) -> Result<Policy, PolicyError> {
+    /// Checks and converts a policy document of the given kind.
+    pub fn from_value(doc: &Value, kind: PolicyKind) -> Result<Policy, PolicyError> {
         let Value::Object(doc) = doc else {
             return Err(PolicyError("a policy must be a JSON object".into()));
         };
@@ -251,14 +275,14 @@ impl Policy {
         let parsed = statements
             .iter()
             .enumerate()
-            .map(|(i, s)| Statement::from_value(s, i))
+            .map(|(i, s)| Statement::from_value(s, i, kind))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Policy { statements: parsed })
     }
 }
 
 impl Statement {
-    fn from_value(value: &Value, index: usize) -> Result<Statement, PolicyError> {
+    fn from_value(value: &Value, index: usize, kind: PolicyKind) -> Result<Statement, PolicyError> {
         let Value::Object(map) = value else {
             return Err(PolicyError(format!("Statement[{index}]: must be an object")));
         };
@@ -289,15 +313,25 @@ impl Statement {
             Some("Deny") => Effect::Deny,
             _ => return Err(PolicyError(at("Effect") + ": must be \"Allow\" or \"Deny\"")),
         };
-        let principals = match (map.get("Principal"), map.get("NotPrincipal")) {
-            (Some(p), None) => Principals::Is(principals(p, &at("Principal"))?),
-            (None, Some(p)) => Principals::IsNot(principals(p, &at("NotPrincipal"))?),
-            (None, None) => Principals::Absent,
-            (Some(_), Some(_)) => {
+        // IAM does not accept a Principal in an identity policy (see
+        // `PolicyKind`); neither does the simulator, rather than ignore it.
+        let not_in_identity_policy = |element: &str| {
+            PolicyError(format!(
+                "Statement[{index}]: an identity-based policy cannot have {element} (it applies to the user or role it is attached to)"
+            ))
+        };
+        let principals = match (kind, map.get("Principal"), map.get("NotPrincipal")) {
+            (_, Some(_), Some(_)) => {
                 return Err(PolicyError(format!(
                     "Statement[{index}]: has both Principal and NotPrincipal"
                 )))
             }
+            (PolicyKind::Identity, None, None) => Principals::AttachedIdentity,
+            (PolicyKind::Identity, Some(_), None) => return Err(not_in_identity_policy("Principal")),
+            (PolicyKind::Identity, None, Some(_)) => return Err(not_in_identity_policy("NotPrincipal")),
+            (PolicyKind::Resource, Some(p), None) => Principals::Is(principals(p, &at("Principal"))?),
+            (PolicyKind::Resource, None, Some(p)) => Principals::IsNot(principals(p, &at("NotPrincipal"))?),
+            (PolicyKind::Resource, None, None) => Principals::Absent,
         };
         let patterns = |yes: &str, no: &str| -> Result<Patterns, PolicyError> {
             match (map.get(yes), map.get(no)) {
@@ -440,13 +474,18 @@ fn arn_like(pattern: &str, arn: &str) -> bool {
     p.len() == 6 && a.len() == 6 && p.iter().zip(&a).all(|(p, a)| wildcard(p, a, false))
 }
 
-/// The signed caller, as Lattice knows it.
+/// The signed caller, as Lattice (and IAM behind it) knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// `arn:aws:sts::<acct>:assumed-role/<role>/<session>` (or an IAM user ARN).
     pub arn: String,
     pub org_id: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// The IAM identity-based policy of the caller's role or user (an
+    /// [`PolicyKind::Identity`] policy): when present, the caller also needs
+    /// an Allow there. `None`: identity policies are not modelled for this
+    /// caller, and only the auth policies decide.
+    pub identity_policy: Option<Arc<Policy>>,
 }
 
 impl Caller {
@@ -568,6 +607,8 @@ impl Statement {
     fn applies_to(&self, ctx: &Context) -> bool {
         let principal = match (&self.principals, &ctx.caller) {
             (Principals::Absent, _) => false,
+            // Anonymous callers have no identity, so no identity policy.
+            (Principals::AttachedIdentity, caller) => caller.is_some(),
             (Principals::Is(list), None) => list.iter().any(|p| p == "*"),
             (Principals::Is(list), Some(c)) => list.iter().any(|p| c.is_named_by(p)),
             (Principals::IsNot(list), None) => !list.iter().any(|p| p == "*"),

@@ -1,6 +1,8 @@
 //! The HTTPS front of the simulator: one loopback port for every service,
-//! chosen by SNI (and checked against Host); SigV4, both auth policies,
-//! then forwarding to the service's target with the headers Lattice adds.
+//! chosen by SNI (and checked against Host); SigV4, both auth policies and
+//! the caller's identity policy, then forwarding to the service's target
+//! with the headers Lattice adds. Each access-log line names the policy
+//! (`network`, `service` or `identity`) and statement that decided.
 
 use crate::config::{AuthType, Config, Service};
 use crate::lattice::{self, RequestInfo, Verdict, LATTICE_HEADERS};

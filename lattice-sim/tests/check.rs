@@ -2,13 +2,22 @@
 //! run them against the example configuration.
 #![allow(clippy::unwrap_used)]
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn check(args: &[&str]) -> (i32, String) {
+    check_with(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo.yaml")),
+        args,
+    )
+}
+
+/// `lattice-sim check --config CONFIG ARGS...`: exit status, stdout then stderr.
+fn check_with(config: &Path, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_lattice-sim"))
         .arg("check")
         .arg("--config")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo.yaml"))
+        .arg(config)
         .args(args)
         .output()
         .unwrap();
@@ -84,4 +93,118 @@ fn lattice_arn(out: &str) -> String {
     let rest = &out[start..];
     let end = rest.find("/app2").unwrap();
     rest[..end].to_string()
+}
+
+const CALLER: &str = "arn:aws:sts::111122223333:assumed-role/frontend/envoy";
+const OTHER_ARN: &str = "arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-0fedcba987654321f";
+
+/// A directory with `sim.yaml` (network and services `app` and `other` allow
+/// everyone; access key `ASIAWITHROLEPOLICY01` carries `role.json`), and
+/// `role.json`, an identity policy that allows invoking `app` only.
+fn identity_fixture() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let allow_all = |sid: &str| {
+        format!("{{Statement: [{{Sid: {sid}, Effect: Allow, Principal: '*', Action: 'vpc-lattice-svcs:Invoke', Resource: '*'}}]}}")
+    };
+    std::fs::write(
+        dir.path().join("role.json"),
+        r#"{"Version": "2012-10-17", "Statement": [{"Sid": "InvokeApp", "Effect": "Allow", "Action": "vpc-lattice-svcs:Invoke",
+            "Resource": "arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-0123456789abcdef0/*"}]}"#,
+    )
+    .unwrap();
+    let config = dir.path().join("sim.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "region: us-west-2\naccount: \"111122223333\"\n\
+             service_network: {{name: n, auth_type: AWS_IAM, policy: {}}}\n\
+             services:\n\
+             - {{name: app, id: svc-0123456789abcdef0, host: app.test, auth_type: AWS_IAM, target: 'http://127.0.0.1:9', policy: {}}}\n\
+             - {{name: other, id: svc-0fedcba987654321f, host: other.test, auth_type: AWS_IAM, target: 'http://127.0.0.1:9', policy: {}}}\n\
+             credentials:\n\
+             - {{access_key_id: ASIAWITHROLEPOLICY01, secret_access_key: s, principal: '{CALLER}', identity_policy_file: role.json}}\n",
+            allow_all("NetAll"),
+            allow_all("SvcAll"),
+            allow_all("SvcAll"),
+        ),
+    )
+    .unwrap();
+    (dir, config)
+}
+
+fn identity_denial() -> String {
+    format!(
+        "DENY {CALLER} GET / on other: identity policy, no statement allows\n\
+         AccessDeniedException: User: {CALLER} is not authorized to perform: vpc-lattice-svcs:Invoke on resource: {OTHER_ARN}/ because no identity-based policy allows the vpc-lattice-svcs:Invoke action\n"
+    )
+}
+
+#[test]
+fn an_access_key_brings_its_identity_policy() {
+    let (_dir, config) = identity_fixture();
+    let (code, out) = check_with(&config, &["--service", "app", "--access-key", "ASIAWITHROLEPOLICY01"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        format!("ALLOW {CALLER} GET / on app: network: NetAll; service: SvcAll; identity: InvokeApp\n")
+    );
+    let (code, out) = check_with(&config, &["--service", "other", "--access-key", "ASIAWITHROLEPOLICY01"]);
+    assert_eq!((code, out), (1, identity_denial()));
+}
+
+#[test]
+fn a_principal_takes_its_identity_policy_from_a_file() {
+    let (dir, config) = identity_fixture();
+    let role = dir.path().join("role.json");
+    let role = role.to_str().unwrap();
+    let (code, out) = check_with(
+        &config,
+        &["--service", "other", "--principal", CALLER, "--identity-policy", role],
+    );
+    assert_eq!((code, out), (1, identity_denial()));
+    // Without --identity-policy, identity policies are not modelled for it.
+    let (code, out) = check_with(&config, &["--service", "other", "--principal", CALLER]);
+    assert_eq!(
+        (code, out),
+        (
+            0,
+            format!("ALLOW {CALLER} GET / on other: network: NetAll; service: SvcAll\n")
+        )
+    );
+    // Anonymous callers and access keys have no --identity-policy.
+    let (code, out) = check_with(&config, &["--service", "other", "--identity-policy", role]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--principal"), "{out}");
+}
+
+#[test]
+fn an_identity_policy_file_with_a_principal_is_an_error() {
+    let (dir, config) = identity_fixture();
+    let bad = dir.path().join("bad-role.json");
+    std::fs::write(
+        &bad,
+        r#"{"Statement": [{"Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": "*", "Resource": "*"}]}"#,
+    )
+    .unwrap();
+    let (code, out) = check_with(
+        &config,
+        &[
+            "--service",
+            "app",
+            "--principal",
+            CALLER,
+            "--identity-policy",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        (code, out),
+        (
+            2,
+            format!(
+                "error: --identity-policy {}: malformed identity_policy: Statement[0]: an identity-based policy cannot have Principal (it applies to the user or role it is attached to)\n",
+                bad.display()
+            )
+        )
+    );
 }

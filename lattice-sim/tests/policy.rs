@@ -5,7 +5,7 @@
 
 use lattice_sim::config::Config;
 use lattice_sim::lattice::{authorize, RequestInfo};
-use lattice_sim::policy::{wildcard, Caller, Policy, PolicyError};
+use lattice_sim::policy::{wildcard, Caller, Policy, PolicyError, PolicyKind};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -16,6 +16,7 @@ fn frontend() -> Caller {
         arn: format!("arn:aws:sts::{ACCOUNT}:assumed-role/frontend/envoy-1"),
         org_id: Some("o-exampleorg".into()),
         tags: [("team".to_string(), "web".to_string())].into_iter().collect(),
+        identity_policy: None,
     }
 }
 
@@ -24,6 +25,7 @@ fn other() -> Caller {
         arn: "arn:aws:sts::444455556666:assumed-role/intruder/x".into(),
         org_id: None,
         tags: Default::default(),
+        identity_policy: None,
     }
 }
 
@@ -668,7 +670,11 @@ fn malformed_policies_are_refused_with_a_reason() {
         ),
     ];
     for (doc, expected) in cases {
-        assert_eq!(Policy::from_value(&doc), Err(PolicyError(expected.into())), "{doc}");
+        assert_eq!(
+            Policy::from_value(&doc, PolicyKind::Resource),
+            Err(PolicyError(expected.into())),
+            "{doc}"
+        );
     }
     // In a configuration, the error names the service and nothing starts.
     let doc = json!({

@@ -1,43 +1,40 @@
 //! `lattice-sim serve` as a user runs it: the binary, a config file, port 0,
-//! the CA written with --ca-out, one HTTPS request, one access-log line.
+//! the CA written with --ca-out, HTTPS requests, one access-log line each.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use lattice_sim::sigv4;
+use std::io::{BufRead, BufReader, Lines, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-struct Killed(Child);
+/// A running `lattice-sim serve`, killed when dropped.
+struct Sim {
+    child: Child,
+    port: u16,
+    ca: PathBuf,
+    log: Lines<BufReader<ChildStdout>>,
+    _dir: tempfile::TempDir,
+}
 
-impl Drop for Killed {
+impl Drop for Sim {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-#[test]
-fn serve_writes_its_ca_and_port_and_logs_each_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.path().join("sim.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "region: us-west-2\naccount: \"111122223333\"\nservice_network: {{name: n, auth_type: NONE}}\n\
-             services: [{{name: app, host: app.lattice.test, auth_type: NONE, target: \"http://127.0.0.1:{closed}\"}}]\n"
-        ),
-    )
-    .unwrap();
-    let (ca, port_file) = (dir.path().join("ca.pem"), dir.path().join("port"));
-    let mut child = Killed(
-        Command::new(env!("CARGO_BIN_EXE_lattice-sim"))
+impl Sim {
+    /// Starts the binary on port 0 with `config` as its configuration file.
+    fn start(config: &str) -> Sim {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("sim.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let (ca, port_file) = (dir.path().join("ca.pem"), dir.path().join("port"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lattice-sim"))
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config)
+            .arg(&config_path)
             .arg("--ca-out")
             .arg(&ca)
             .arg("--port-file")
@@ -45,47 +42,166 @@ fn serve_writes_its_ca_and_port_and_logs_each_request() {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let port: u16 = loop {
-        if let Some(port) = std::fs::read_to_string(&port_file)
-            .ok()
-            .and_then(|p| p.trim().parse().ok())
-        {
-            break port;
-        }
-        assert!(Instant::now() < deadline, "lattice-sim did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
+            .unwrap();
+        let log = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut sim = Sim {
+            child,
+            port: 0,
+            ca,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        sim.port = loop {
+            if let Some(port) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+            {
+                break port;
+            }
+            assert!(Instant::now() < deadline, "lattice-sim did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        sim
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from("app.lattice.test").unwrap();
-    let connection = rustls::ClientConnection::new(Arc::new(tls), name).unwrap();
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut stream = rustls::StreamOwned::new(connection, tcp);
-    stream
-        .write_all(b"GET /x HTTP/1.1\r\nhost: app.lattice.test\r\nconnection: close\r\n\r\n")
-        .unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let response = String::from_utf8_lossy(&response);
-    assert!(response.starts_with("HTTP/1.1 502"), "{response}");
 
-    let stdout = child.0.stdout.take().unwrap();
-    let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
-    let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+    /// Sends `request` (raw HTTP/1.1) over TLS to `host`; the whole response.
+    fn send(&self, host: &str, request: &str) -> String {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(&self.ca).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
+        let connection = rustls::ClientConnection::new(Arc::new(tls), name).unwrap();
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut stream = rustls::StreamOwned::new(connection, tcp);
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
+    /// The next access-log line.
+    fn next_log(&mut self) -> serde_json::Value {
+        let line = self.log.next().unwrap().unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+#[test]
+fn serve_writes_its_ca_and_port_and_logs_each_request() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut sim = Sim::start(&format!(
+        "region: us-west-2\naccount: \"111122223333\"\nservice_network: {{name: n, auth_type: NONE}}\n\
+         services: [{{name: app, host: app.lattice.test, auth_type: NONE, target: \"http://127.0.0.1:{closed}\"}}]\n"
+    ));
+    let response = sim.send(
+        "app.lattice.test",
+        "GET /x HTTP/1.1\r\nhost: app.lattice.test\r\nconnection: close\r\n\r\n",
+    );
+    assert!(response.starts_with("HTTP/1.1 502"), "{response}");
+    let log = sim.next_log();
     assert_eq!(
         (log["service"].as_str(), log["status"].as_u64(), log["caller"].as_str()),
         (Some("app"), Some(502), Some("anonymous"))
+    );
+}
+
+#[test]
+fn a_signed_request_the_identity_policy_does_not_allow_is_refused() {
+    const KEY: &str = "ASIASERVEIDENTITY001";
+    const SECRET: &str = "serve/identity/secret";
+    const CALLER: &str = "arn:aws:sts::111122223333:assumed-role/frontend/direct";
+    const APP_ARN: &str = "arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-0123456789abcdef0";
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Both auth policies allow everyone; the caller's role may only invoke
+    // another service.
+    let allow_all =
+        "{Statement: [{Sid: All, Effect: Allow, Principal: '*', Action: 'vpc-lattice-svcs:Invoke', Resource: '*'}]}";
+    let mut sim = Sim::start(&format!(
+        "region: us-west-2\naccount: \"111122223333\"\n\
+         service_network: {{name: n, auth_type: AWS_IAM, policy: {allow_all}}}\n\
+         services: [{{name: app, id: svc-0123456789abcdef0, host: app.lattice.test, auth_type: AWS_IAM, \
+                      target: \"http://127.0.0.1:{closed}\", policy: {allow_all}}}]\n\
+         credentials:\n\
+         - access_key_id: {KEY}\n  secret_access_key: {SECRET}\n  principal: {CALLER}\n  identity_policy:\n    \
+             Statement: [{{Sid: OtherOnly, Effect: Allow, Action: 'vpc-lattice-svcs:Invoke', \
+                           Resource: 'arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-00000000000000000/*'}}]\n"
+    ));
+
+    let amz_date = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap();
+    let headers: Vec<(String, Vec<u8>)> = [
+        ("host", "app.lattice.test"),
+        ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+        ("x-amz-date", amz_date.as_str()),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+    .collect();
+    let signed: Vec<String> = headers.iter().map(|(n, _)| n.clone()).collect();
+    let authorization = sigv4::authorization_header(
+        &sigv4::Request {
+            method: "GET",
+            path: b"/orders",
+            query: b"",
+            headers: &headers,
+            body_sha256: None,
+        },
+        &signed,
+        KEY,
+        SECRET,
+        "us-west-2",
+        "vpc-lattice-svcs",
+        true,
+    )
+    .unwrap();
+    let response = sim.send(
+        "app.lattice.test",
+        &format!(
+            "GET /orders HTTP/1.1\r\nhost: app.lattice.test\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\n\
+             x-amz-date: {amz_date}\r\nauthorization: {authorization}\r\nconnection: close\r\n\r\n"
+        ),
+    );
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 403"), "{response}");
+    assert!(head.contains("x-amzn-errortype: AccessDeniedException"), "{response}");
+    assert_eq!(
+        body,
+        format!("AccessDeniedException: User: {CALLER} is not authorized to perform: vpc-lattice-svcs:Invoke on resource: {APP_ARN}/orders because no identity-based policy allows the vpc-lattice-svcs:Invoke action\n")
+    );
+    let log = sim.next_log();
+    assert_eq!(
+        (
+            log["caller"].as_str(),
+            log["status"].as_u64(),
+            log["decision"].as_str(),
+            log["policy"].as_str(),
+            &log["statement"]
+        ),
+        (
+            Some(CALLER),
+            Some(403),
+            Some("deny"),
+            Some("identity"),
+            &serde_json::Value::Null
+        )
     );
 }
