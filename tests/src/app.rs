@@ -17,7 +17,7 @@ use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use lattice_sim::serve::{Background, Peer};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// `jwt_subject` of a request that carried no `x-jwt-subject`.
@@ -31,6 +31,7 @@ const CALL_PREFIX: &str = "call-to-";
 /// A running app on 127.0.0.1; stopped when dropped.
 pub struct App {
     pub addr: SocketAddr,
+    sidecar: Arc<OnceLock<SocketAddr>>,
     _server: Background,
 }
 
@@ -38,7 +39,10 @@ pub struct App {
 /// peers' service names end in.
 struct Identity {
     name: String,
-    sidecar: Option<SocketAddr>,
+    /// Set once: at start, or later with `App::set_sidecar` (a sidecar's
+    /// address is known only once it runs, and it needs Lattice, which
+    /// needs the app).
+    sidecar: Arc<OnceLock<SocketAddr>>,
     domain: String,
 }
 
@@ -57,9 +61,13 @@ impl App {
                 "domain `{domain}`: use dot-separated labels of letters, digits and hyphens"
             ));
         }
+        let sidecar_cell = Arc::new(OnceLock::new());
+        if let Some(addr) = sidecar {
+            let _ = sidecar_cell.set(addr);
+        }
         let app = Arc::new(Identity {
             name: name.to_string(),
-            sidecar,
+            sidecar: sidecar_cell.clone(),
             domain: domain.to_string(),
         });
         let server = lattice_sim::serve::spawn("127.0.0.1:0", None, 1, move |_: Peer, request: Request<Incoming>| {
@@ -68,8 +76,17 @@ impl App {
         })?;
         Ok(App {
             addr: server.addr,
+            sidecar: sidecar_cell,
             _server: server,
         })
+    }
+}
+
+impl App {
+    /// Points an app started without a sidecar at one. Returns false (and
+    /// changes nothing) when it already has one.
+    pub fn set_sidecar(&self, addr: SocketAddr) -> bool {
+        self.sidecar.set(addr).is_ok()
     }
 }
 
@@ -122,7 +139,7 @@ impl Identity {
                 format!("cannot call `{target}`: an app name is lower-case letters, digits and hyphens\n"),
             );
         }
-        let Some(sidecar) = self.sidecar else {
+        let Some(&sidecar) = self.sidecar.get() else {
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "no sidecar configured\n".into());
         };
         let request = match self.outbound(target, incoming) {

@@ -3,6 +3,7 @@
 //! HTTP client. Everything listens on 127.0.0.1 only.
 
 pub mod app;
+pub mod deployment;
 pub mod echo;
 pub mod envoy;
 pub mod fixture;
