@@ -592,9 +592,9 @@ fn relations(
         }
     }
     // Callers, once every role is known.
-    let roles: Vec<(String, Option<Role>, bool)> = services
+    let roles: Vec<(String, Option<Role>, bool, Vec<String>)> = services
         .iter()
-        .map(|s| (s.name.clone(), s.role.clone(), s.propagate_identity))
+        .map(|s| (s.name.clone(), s.role.clone(), s.propagate_identity, s.calls.clone()))
         .collect();
     for (service, r) in services.iter_mut().zip(&specs) {
         for (j, (origin, caller)) in r.callers.iter().enumerate() {
@@ -623,7 +623,7 @@ fn relations(
                     }
                     Some(Caller::Anonymous)
                 }
-                name => match roles.iter().find(|(n, _, _)| n == name) {
+                name => match roles.iter().find(|(n, _, _, _)| n == name) {
                     None => {
                         c.problem(
                             &from.origin,
@@ -632,7 +632,16 @@ fn relations(
                         );
                         None
                     }
-                    Some((_, role, propagates)) => {
+                    Some((_, role, propagates, calls)) => {
+                        // An admission the caller never uses is either a typo or
+                        // an identity policy that would be wider than the spec.
+                        if name != service.name && !calls.contains(&service.name) {
+                            c.problem(
+                                &from.origin,
+                                format!("{field}.from"),
+                                format!("service `{name}` does not list `{}` in its `calls`", service.name),
+                            );
+                        }
                         if role.is_none() {
                             c.problem(
                                 &from.origin,

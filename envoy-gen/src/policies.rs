@@ -196,7 +196,11 @@ pub fn render(system: &System) -> Result<Rendered, Vec<Problem>> {
         let targets: Vec<&Service> = system
             .services
             .iter()
-            .filter(|s| s.callers.iter().any(|c| matches!(c, Caller::Frontend { .. })))
+            .filter(|s| {
+                s.callers
+                    .iter()
+                    .any(|c| matches!(c, Caller::Frontend { .. } | Caller::Anonymous))
+            })
             .collect();
         invokers.push((role, targets));
     }

@@ -232,9 +232,21 @@ pub fn lattice_sim_config(
                 "session_token": k.credentials.session_token,
                 "principal": k.session_arn,
             });
+            // Every role has identity policies in AWS; one for which envoy-gen
+            // wrote none may invoke no Lattice service.
             let identity = policies.join("roles").join(format!("{}.json", k.role.name));
             if identity.is_file() {
                 credential["identity_policy_file"] = identity.display().to_string().into();
+            } else {
+                credential["identity_policy"] = serde_json::json!({
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Sid": "NothingInLattice",
+                        "Effect": "Allow",
+                        "Action": "sts:GetCallerIdentity",
+                        "Resource": "*",
+                    }],
+                });
             }
             credential
         })
