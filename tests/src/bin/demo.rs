@@ -1,28 +1,30 @@
-//! `make demo`: the whole system on 127.0.0.1.
+//! `make demo` / `make up`: the AWS reference architecture on 127.0.0.1,
+//! everything rendered from `envoy/examples/reference.yaml`:
 //!
-//!   client --Bearer JWT--> Envoy frontend (rendered by envoy-gen: jwt_authn,
-//!   jwt_scopes, SigV4) --TLS+SigV4--> lattice-sim (network and service auth
-//!   policies of lattice-sim/examples/demo.yaml) --> app1/app2/app3 (echo)
+//!   client --JWT--> frontend Envoy --SigV4 (frontend role)--> lattice-sim --> app1|app2|app3
+//!   app2 --> app2's sidecar Envoy --SigV4 (app2 role)--> lattice-sim --> app1 (allowed) | app3 (refused)
 //!
-//! A test identity provider serves its JWKS over HTTPS; tokens are signed
-//! with its freshly generated key. Each scenario prints what the client
-//! sent, what came back, what the service received, and the access-log line
-//! of lattice-sim with the policy statement that decided.
+//! The dev IdP (`dev-idp`) serves its JWKS over HTTPS; lattice-sim runs the
+//! policy files `envoy-gen policies` wrote. Each scenario prints the
+//! request, the outcome, what the app received and lattice-sim's log line.
+//! `--keep-running` leaves the stack up with ready-to-paste commands until
+//! Ctrl-C.
 
-use e2e::echo::{echoed_headers, EchoServer};
-use e2e::envoy::{envoy_binary, AwsCredentials};
-use e2e::http::Request;
-use e2e::stack::System;
-use lattice_sim::config::Config;
-use serde_json::json;
+use e2e::deployment::{Deployment, AUDIENCE};
+use e2e::echo::echoed_headers;
+use e2e::envoy::{envoy_binary, workspace_root};
+use e2e::http::{Request, Response};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 fn main() -> ExitCode {
-    match run() {
+    let keep_running = std::env::args().any(|a| a == "--keep-running");
+    match run(keep_running) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
-            eprintln!("\ndemo FAILED: a scenario did not end as expected");
+            eprintln!("\ndemo FAILED: a scenario did not end as expected (see UNEXPECTED above)");
             ExitCode::FAILURE
         }
         Err(e) => {
@@ -32,133 +34,136 @@ fn main() -> ExitCode {
     }
 }
 
-struct Scenario<'a> {
-    title: &'a str,
-    path: &'a str,
-    /// Scopes of the token; None sends no token.
-    scopes: Option<&'a [&'a str]>,
-    spoofed: &'a [(&'a str, &'a str)],
+/// Who sends the request.
+enum Via {
+    /// The client, through the frontend, with a token of these scopes (None: no token).
+    Frontend(Option<&'static [&'static str]>),
+    /// Straight to lattice-sim over TLS, unsigned (as a caller in the VPC without credentials).
+    UnsignedToLattice(&'static str),
+}
+
+struct Scenario {
+    title: &'static str,
+    via: Via,
+    path: &'static str,
+    forged: &'static [(&'static str, &'static str)],
     expect: u16,
 }
 
-fn run() -> Result<bool, String> {
-    let root = e2e::envoy::workspace_root();
-    let mut sim_config = Config::load(&root.join("lattice-sim/examples/demo.yaml"))?;
-    let apps: Vec<EchoServer> = (0..sim_config.services.len())
-        .map(|_| EchoServer::start())
-        .collect::<Result<_, _>>()?;
-    for (service, app) in sim_config.services.iter_mut().zip(&apps) {
-        service.target = format!("http://127.0.0.1:{}", app.addr.port());
+const SUBJECT: &str = "alice@example.com";
+
+fn run(keep_running: bool) -> Result<bool, String> {
+    let root = workspace_root();
+    let spec = root.join("envoy/examples/reference.yaml");
+    let dir = root.join("target/demo");
+    let dev_idp = sibling_binary("dev-idp")?;
+    println!("Rendering and starting everything from {} ...", spec.display());
+    let d = Deployment::start(&spec, Some(&dir), &dev_idp)?;
+
+    println!("Envoy         {}", envoy_binary()?.display());
+    println!(
+        "dev IdP       {} (issuer {}, JWKS over TLS)",
+        d.idp.jwks_uri, d.idp.issuer
+    );
+    println!(
+        "lattice-sim   https://{}   policies: {}/policies",
+        d.sim.addr,
+        dir.display()
+    );
+    println!(
+        "frontend      http://127.0.0.1:{}   signs as {}",
+        d.frontend_port(),
+        session(&d, "frontend")
+    );
+    for (name, _) in &d.sidecars {
+        println!(
+            "{name} sidecar  http://127.0.0.1:{}   signs as {}",
+            d.sidecar_port(name).unwrap_or(0),
+            session(&d, name)
+        );
     }
-    let frontend_key = sim_config
-        .credentials
-        .iter()
-        .find(|(_, c)| c.caller.arn.contains(":assumed-role/frontend/"))
-        .map(|(key, c)| AwsCredentials {
-            access_key_id: key.clone(),
-            secret_access_key: c.secret.secret_access_key.clone(),
-            session_token: c.secret.session_token.clone().unwrap_or_default(),
-        })
-        .ok_or("demo.yaml has no frontend credentials")?;
-    let log_lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink_lines = log_lines.clone();
-    let sim = lattice_sim::server::start_with_log(
-        sim_config,
-        "127.0.0.1:0",
-        Arc::new(move |line: &str| {
-            if let Ok(mut lines) = sink_lines.lock() {
-                lines.push(line.to_string());
-            }
-        }),
-    )?;
-
-    let system = System::start(sim, "lattice.local", "us-west-2", "lattice-demo", &frontend_key)?;
-    let (envoy, idp, sim) = (&system.envoy, &system.idp, &system.sim);
-    let port = envoy.port("frontend");
-
     println!(
-        "Envoy        {} (frontend rendered by envoy-gen, credentials from its environment only)",
-        envoy_binary()?.display()
-    );
-    println!("frontend     http://127.0.0.1:{port}   (jwt_authn -> jwt_scopes -> router -> SigV4 per upstream)");
-    println!("identity     {} (JWKS over TLS)", idp.url);
-    println!(
-        "lattice-sim  https://{}   policies: lattice-sim/examples/demo.yaml",
-        sim.addr
-    );
-    println!(
-        "Envoy signs as {} (arn:aws:sts::111122223333:assumed-role/frontend/envoy)",
-        frontend_key.access_key_id
+        "rendered      {}/{{frontend,sidecar-app1,sidecar-app2,sidecar-app3}}.yaml, lattice-sim.yaml",
+        dir.display()
     );
 
     let scenarios = [
         Scenario {
-            title: "token with test.all -> app1 (policy: frontend role AND x-jwt-scope-test.all)",
+            title: "token with test.all -> app1 (app1 admits the frontend role AND x-jwt-scope-test.all)",
+            via: Via::Frontend(Some(&["openid", "test.all"])),
             path: "/app1/hello",
-            scopes: Some(&["openid", "test.all"]),
-            spoofed: &[],
+            forged: &[],
             expect: 200,
         },
         Scenario {
             title: "token without test.all -> app1",
+            via: Via::Frontend(Some(&["openid"])),
             path: "/app1/hello",
-            scopes: Some(&["openid"]),
-            spoofed: &[],
+            forged: &[],
             expect: 403,
         },
         Scenario {
-            title: "same token, plus a forged x-jwt-scope-test.all header",
+            title: "same token, plus forged scope and subject headers",
+            via: Via::Frontend(Some(&["openid"])),
             path: "/app1/hello",
-            scopes: Some(&["openid"]),
-            spoofed: &[("x-jwt-scope-test.all", "true"), ("X-JWT-Subject", "admin")],
+            forged: &[("x-jwt-scope-test.all", "true"), ("X-JWT-Subject", "admin")],
             expect: 403,
         },
         Scenario {
-            title: "token with orders.read -> app2 GET",
-            path: "/app2/orders/7",
-            scopes: Some(&["orders.read"]),
-            spoofed: &[],
+            title: "reference example 1: app2 calls app1 with its own role (app1 admits app2)",
+            via: Via::Frontend(Some(&["test.all"])),
+            path: "/app2/call-to-app1",
+            forged: &[],
             expect: 200,
         },
         Scenario {
-            title: "orders.read -> app2 admin path (explicit Deny)",
-            path: "/app2/admin/users",
-            scopes: Some(&["orders.read"]),
-            spoofed: &[],
+            title: "reference example 2: app2 calls app3 (app3 admits nobody)",
+            via: Via::Frontend(Some(&["test.all"])),
+            path: "/app2/call-to-app3",
+            forged: &[],
             expect: 403,
         },
         Scenario {
-            title: "any token -> app3 (auth type NONE)",
-            path: "/app3/status",
-            scopes: Some(&[]),
-            spoofed: &[],
-            expect: 200,
-        },
-        Scenario {
-            title: "no token at all",
-            path: "/app1/hello",
-            scopes: None,
-            spoofed: &[("x-jwt-scope-test.all", "true")],
+            title: "reference example 3a: no token at all",
+            via: Via::Frontend(None),
+            path: "/app1",
+            forged: &[],
             expect: 401,
+        },
+        Scenario {
+            title: "reference example 3b: an unsigned request straight to app1's Lattice service",
+            via: Via::UnsignedToLattice("app1.example.internal"),
+            path: "/app1",
+            forged: &[],
+            expect: 403,
+        },
+        Scenario {
+            title: "reference example 4a: a valid token on /app2",
+            via: Via::Frontend(Some(&["openid", "test.all"])),
+            path: "/app2",
+            forged: &[],
+            expect: 200,
+        },
+        Scenario {
+            title: "reference example 4b: the same token on /app3",
+            via: Via::Frontend(Some(&["openid", "test.all"])),
+            path: "/app3",
+            forged: &[],
+            expect: 403,
         },
     ];
     let mut all_ok = true;
     for s in &scenarios {
         println!("\n== {}", s.title);
-        let mut request = Request::get(s.path);
-        if let Some(scopes) = s.scopes {
-            let token = idp.token(json!({"sub": "alice@example.com", "scp": scopes}));
-            request = request.bearer(&token);
-            println!("   GET {}  token: sub=alice@example.com scp={scopes:?}", s.path);
-        } else {
-            println!("   GET {}  (no token)", s.path);
-        }
-        for (name, value) in s.spoofed {
-            request = request.header(name, value);
-            println!("   {name}: {value}   <- forged by the client");
-        }
-        let before = log_lines.lock().map(|l| l.len()).unwrap_or(0);
-        let response = request.send(("127.0.0.1", port))?;
+        let before = d.sim_log_len();
+        let response = match send(&d, s) {
+            Ok(r) => r,
+            Err(e) => {
+                println!("-> request failed: {e}   UNEXPECTED");
+                all_ok = false;
+                continue;
+            }
+        };
         let ok = response.status == s.expect;
         all_ok &= ok;
         println!(
@@ -167,36 +172,116 @@ fn run() -> Result<bool, String> {
             s.expect,
             if ok { "ok" } else { "UNEXPECTED" }
         );
-        if response.status == 200 {
-            let mut seen: Vec<(String, String)> = echoed_headers(&response.json())
-                .into_iter()
-                .filter(|(n, _)| n.starts_with("x-jwt-") || n == "x-amzn-lattice-identity")
-                .collect();
-            seen.sort();
-            println!("   the service received:");
-            for (name, value) in seen {
-                println!("     {name}: {value}");
-            }
-        } else {
-            println!("   {}", response.text().trim());
-        }
-        if let Ok(lines) = log_lines.lock() {
-            for line in lines.iter().skip(before) {
-                println!("   lattice-sim: {line}");
-            }
+        show(&response);
+        for line in d.sim_log_since(before) {
+            println!("   lattice-sim: {line}");
         }
     }
-    // Six requests reached the filter; it adds its counts to Envoy's every 200 ms.
-    envoy.wait_stat("wasmcustom.jwt_scopes.requests", 6);
-    println!(
-        "\njwt_scopes counters: requests {}, with identity {}, scope headers {}, client headers stripped {}",
-        envoy.stat("wasmcustom.jwt_scopes.requests"),
-        envoy.stat("wasmcustom.jwt_scopes.requests_with_identity"),
-        envoy.stat("wasmcustom.jwt_scopes.scope_headers_emitted"),
-        envoy.stat("wasmcustom.jwt_scopes.client_headers_stripped")
-    );
+
     if all_ok {
-        println!("\ndemo OK: every scenario ended as the policies say");
+        println!("\ndemo OK: every scenario ended as the reference's policies say");
+    }
+    if keep_running && all_ok {
+        wait_for_ctrl_c(&d)?;
     }
     Ok(all_ok)
+}
+
+fn session(d: &Deployment, role: &str) -> String {
+    d.key(role)
+        .map_or_else(|| "(no role)".into(), |k| k.session_arn.clone())
+}
+
+fn send(d: &Deployment, s: &Scenario) -> Result<Response, String> {
+    match s.via {
+        Via::Frontend(scopes) => {
+            let mut request = Request::get(s.path);
+            match scopes {
+                Some(scopes) => {
+                    request = request.bearer(&d.token(SUBJECT, scopes)?);
+                    println!("   GET {}  token: sub={SUBJECT} scope=\"{}\"", s.path, scopes.join(" "));
+                }
+                None => println!("   GET {}  (no token)", s.path),
+            }
+            for (name, value) in s.forged {
+                request = request.header(name, value);
+                println!("   {name}: {value}   <- forged by the client");
+            }
+            request.send(("127.0.0.1", d.frontend_port()))
+        }
+        Via::UnsignedToLattice(host) => {
+            println!("   GET https://{host}{}  (unsigned, straight to Lattice)", s.path);
+            e2e::tls::send(d.sim.addr, host, &d.sim.ca_pem, &Request::get(s.path))
+        }
+    }
+}
+
+/// What the app answered: who it is, whom it was called for, and the
+/// identity headers it received; or the refusal's text.
+fn show(response: &Response) {
+    if response.status != 200 {
+        println!("   {}", response.text().trim());
+        return;
+    }
+    let body = response.json();
+    println!(
+        "   {} answered: jwt_subject={}, path={}",
+        body["webserver"].as_str().unwrap_or("?"),
+        body["jwt_subject"],
+        body["path"]
+    );
+    let mut seen: Vec<(String, String)> = echoed_headers(&body)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("x-jwt-") || n == "x-amzn-lattice-identity")
+        .collect();
+    seen.sort();
+    for (name, value) in seen {
+        println!("     {name}: {value}");
+    }
+}
+
+/// A binary built beside this one (`cargo build -p e2e --bins`).
+fn sibling_binary(name: &str) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = exe.with_file_name(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing: build it with `cargo build --release -p e2e --bins` (make demo does)",
+            path.display()
+        ))
+    }
+}
+
+fn wait_for_ctrl_c(d: &Deployment) -> Result<(), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).map_err(|e| format!("Ctrl-C handler: {e}"))?;
+    let front = d.frontend_port();
+    let mint = d.idp.token_command(SUBJECT, AUDIENCE, &["openid", "test.all"]);
+    println!("\nThe stack keeps running. Try (in another terminal):\n");
+    println!("  TOKEN=$({mint})");
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{front}/app2/call-to-app1");
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{front}/app2/call-to-app3");
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{front}/app2");
+    println!("  curl -s http://127.0.0.1:{front}/app1                       # 401 Jwt is missing");
+    if let Some(port) = d.sidecar_port("app2") {
+        println!(
+            "  curl -s -H 'Host: app1.example.internal' http://127.0.0.1:{port}/app1   # as app2, through its sidecar"
+        );
+        println!("  HTTP_PROXY=http://127.0.0.1:{port} curl -s http://app3.example.internal/app3   # refused by app3's policy");
+    }
+    println!(
+        "  curl -s --cacert {}/ca-bundle.pem --resolve app1.example.internal:{}:127.0.0.1 https://app1.example.internal:{}/app1   # unsigned: 403",
+        d.dir.display(),
+        d.sim.addr.port(),
+        d.sim.addr.port()
+    );
+    println!("\nPress Ctrl-C to stop everything.");
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    println!("\nstopping ...");
+    Ok(())
 }
