@@ -1,4 +1,4 @@
-//! AWS's SigV4 test suite (`../shared/aws-sigv4-test-suite/v4`): every
+//! AWS's SigV4 test suite (`tests/aws-sigv4-test-suite/v4`, Apache-2.0, with its LICENSE and NOTICE): every
 //! header-signed request verifies at its timestamp, and any single change
 //! to a signed part makes it fail.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 fn suite_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/aws-sigv4-test-suite/v4");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/aws-sigv4-test-suite/v4");
     assert!(
         dir.is_dir(),
-        "{} missing: the suite lives in ../shared beside the checkout",
+        "{} missing: the suite is part of the repository",
         dir.display()
     );
     dir
