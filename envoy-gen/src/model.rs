@@ -411,18 +411,16 @@ fn loopback_address(c: &mut Checker, field: &str, value: &Located<String>, why: 
 pub fn sidecar_addresses(service: &Service, flags: &ListenArgs) -> Result<SidecarAddresses, Vec<Problem>> {
     let mut c = Checker { problems: Vec::new() };
     let mut addresses = service.sidecar.clone();
-    if let Some(listen) = &flags.listen {
-        let value = Located::flag(listen.clone(), "--listen");
-        if let Some(addr) = loopback_address(&mut c, "--listen", &value, SIDECAR_REASON) {
-            addresses.listen = addr;
-        }
-    }
-    if let Some(admin) = &flags.admin {
-        let value = Located::flag(admin.clone(), "--admin");
-        if let Some(addr) = loopback_address(&mut c, "--admin", &value, ADMIN_REASON) {
-            addresses.admin = addr;
-        }
-    }
+    let listen = flags.listen.clone().map(|l| Located::flag(l, "--listen"));
+    let admin = flags.admin.clone().map(|a| Located::flag(a, "--admin"));
+    override_sidecar(
+        &mut c,
+        &mut addresses,
+        "--listen",
+        listen.as_ref(),
+        "--admin",
+        admin.as_ref(),
+    );
     if c.problems.is_empty() {
         Ok(addresses)
     } else {
@@ -430,8 +428,49 @@ pub fn sidecar_addresses(service: &Service, flags: &ListenArgs) -> Result<Sideca
     }
 }
 
-pub const DEFAULT_SIDECAR_LISTEN: &str = "127.0.0.1:15001";
-pub const DEFAULT_SIDECAR_ADMIN: &str = "127.0.0.1:15000";
+/// A sidecar's addresses unless the spec or flags say otherwise.
+fn default_sidecar() -> SidecarAddresses {
+    let loopback = |port| SocketAddress {
+        address: "127.0.0.1".into(),
+        port,
+    };
+    SidecarAddresses {
+        listen: loopback(15001),
+        admin: loopback(15000),
+    }
+}
+
+/// The spec's sidecar addresses of a service, each checked to be on
+/// loopback; a default where the spec gives none (or a bad one, reported).
+fn sidecar_of(c: &mut Checker, r: &Relations) -> SidecarAddresses {
+    let mut addresses = default_sidecar();
+    override_sidecar(
+        c,
+        &mut addresses,
+        &format!("{}.sidecar.listen", r.field),
+        r.sidecar_listen.as_ref(),
+        &format!("{}.sidecar.admin", r.field),
+        r.sidecar_admin.as_ref(),
+    );
+    addresses
+}
+
+/// Replaces the addresses given (each checked to be on loopback).
+fn override_sidecar(
+    c: &mut Checker,
+    addresses: &mut SidecarAddresses,
+    listen_field: &str,
+    listen: Option<&Located<String>>,
+    admin_field: &str,
+    admin: Option<&Located<String>>,
+) {
+    if let Some(addr) = listen.and_then(|l| loopback_address(c, listen_field, l, SIDECAR_REASON)) {
+        addresses.listen = addr;
+    }
+    if let Some(addr) = admin.and_then(|a| loopback_address(c, admin_field, a, ADMIN_REASON)) {
+        addresses.admin = addr;
+    }
+}
 
 fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
@@ -571,24 +610,6 @@ fn relations(
                     service.name
                 ),
             );
-        }
-        let sidecar_listen = r
-            .sidecar_listen
-            .clone()
-            .unwrap_or_else(|| Located::default(DEFAULT_SIDECAR_LISTEN.into()));
-        let sidecar_admin = r
-            .sidecar_admin
-            .clone()
-            .unwrap_or_else(|| Located::default(DEFAULT_SIDECAR_ADMIN.into()));
-        let listen = loopback_address(
-            c,
-            &format!("{}.sidecar.listen", r.field),
-            &sidecar_listen,
-            SIDECAR_REASON,
-        );
-        let admin = loopback_address(c, &format!("{}.sidecar.admin", r.field), &sidecar_admin, ADMIN_REASON);
-        if let (Some(listen), Some(admin)) = (listen, admin) {
-            service.sidecar = SidecarAddresses { listen, admin };
         }
     }
     // Callers, once every role is known.
@@ -1162,16 +1183,7 @@ fn services(
             calls: Vec::new(),
             callers: Vec::new(),
             propagate_identity: false,
-            sidecar: SidecarAddresses {
-                listen: SocketAddress {
-                    address: "127.0.0.1".into(),
-                    port: 15001,
-                },
-                admin: SocketAddress {
-                    address: "127.0.0.1".into(),
-                    port: 15000,
-                },
-            },
+            sidecar: sidecar_of(c, &related),
         });
         relations.push(related);
     }
