@@ -151,6 +151,8 @@ pub struct Network {
 #[derive(Debug, Clone, Serialize)]
 pub struct System {
     pub account: Option<String>,
+    /// The services' DNS domain, when the spec or flags give one.
+    pub domain: Option<String>,
     pub signing: Signing,
     pub frontend: Frontend,
     pub services: Vec<Service>,
@@ -367,6 +369,7 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
     };
     Ok(System {
         account: account.map(|a| a.value),
+        domain: domain.map(|d| d.value.to_ascii_lowercase()),
         signing: Signing {
             region,
             credentials: match credentials {

@@ -68,21 +68,14 @@ impl DevIdp {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port: u16 = loop {
-            if let Some(port) = std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|p| p.trim().parse().ok())
-            {
-                break port;
-            }
-            if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+        let port = match wait_for_port_file(&port_file, &mut child) {
+            Ok(port) => port,
+            Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-                return Err(format!("dev-idp serve did not start: {log}"));
+                return Err(format!("dev-idp serve: {e}: {log}"));
             }
-            std::thread::sleep(Duration::from_millis(50));
         };
         let settings: serde_json::Value = std::fs::read_to_string(dir.join("idp.json"))
             .ok()
@@ -127,6 +120,24 @@ impl Drop for DevIdp {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits (up to 20 s) for a server started with `--port-file` to write the
+/// port it bound; fails early if the process exits.
+pub fn wait_for_port_file(path: &Path, child: &mut Child) -> Result<u16, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(port) = std::fs::read_to_string(path).ok().and_then(|p| p.trim().parse().ok()) {
+            return Ok(port);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited with {status} before listening"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("wrote no port to {} in time", path.display()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -177,7 +188,8 @@ fn fresh_secret(role: &str, what: &str) -> String {
 }
 
 impl RoleKey {
-    fn new(role: &Role, account: &str) -> RoleKey {
+    /// A fresh key for `role`, signing as the session `<role>-envoy`.
+    pub fn new(role: &Role, account: &str) -> RoleKey {
         let session = format!("{}-envoy", role.name);
         RoleKey {
             role: role.clone(),
@@ -309,10 +321,8 @@ impl Deployment {
             .account
             .clone()
             .ok_or("the spec has no `account`: it describes no system")?;
-        let rendered = envoy_gen::policies::render(&plain).map_err(|problems| {
-            let text: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
-            format!("envoy-gen policies: {}", text.join("; "))
-        })?;
+        let rendered = envoy_gen::policies::render(&plain)
+            .map_err(|problems| format!("envoy-gen policies:\n{}", envoy_gen::report(&problems, None)))?;
         let policies = dir.join("policies");
         step("envoy-gen policies", envoy_gen::policies::write(&policies, &rendered))?;
 
@@ -330,11 +340,8 @@ impl Deployment {
         }
 
         // The apps, then lattice-sim in front of them.
-        let domain = plain
-            .services
-            .first()
-            .and_then(|s| s.upstream.host.split_once('.').map(|(_, d)| d.to_string()))
-            .ok_or("the spec has no services")?;
+        // The apps call each other as `<name>.<domain>`.
+        let domain = plain.domain.clone().ok_or("the spec has no `domain`")?;
         let mut apps = Vec::new();
         let mut targets = BTreeMap::new();
         for s in &plain.services {
@@ -396,8 +403,11 @@ impl Deployment {
         let mut sidecars = Vec::new();
         for s in &system.services {
             let yaml = envoy_gen::sidecar::render(&system, &s.name, &loopback).map_err(|problems| {
-                let text: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
-                format!("envoy-gen sidecar --service {}: {}", s.name, text.join("; "))
+                format!(
+                    "envoy-gen sidecar --service {}:\n{}",
+                    s.name,
+                    envoy_gen::report(&problems, None)
+                )
             })?;
             write(&dir.join(format!("sidecar-{}.yaml", s.name)), &yaml)?;
             let envoy = step(

@@ -10,7 +10,6 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 /// A started process, killed when the test ends however it ends.
 struct Killed(Child);
@@ -84,17 +83,7 @@ fn init_serve_and_tokens_that_verify_against_the_served_jwks() {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let port: u16 = loop {
-        if let Some(port) = std::fs::read_to_string(&port_file)
-            .ok()
-            .and_then(|p| p.trim().parse().ok())
-        {
-            break port;
-        }
-        assert!(Instant::now() < deadline, "dev-idp serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let port = e2e::deployment::wait_for_port_file(&port_file, &mut server.0).expect("dev-idp serve did not start");
     let jwks_uri = format!("https://localhost:{port}{JWKS_PATH}");
     let line = BufReader::new(server.0.stdout.take().unwrap())
         .lines()

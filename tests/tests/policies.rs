@@ -9,7 +9,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use e2e::deployment::{lattice_sim_config, RoleKey};
-use e2e::envoy::AwsCredentials;
 use jwt_scopes_core::names::{scope_header_name, ScopeEncoding};
 use lattice_sim::config::Config;
 use lattice_sim::lattice::{self, RequestInfo};
@@ -85,18 +84,7 @@ fn check_every_combination(spec_text: &str) -> usize {
         .chain(system.services.iter().filter_map(|s| s.role.as_ref()))
         .cloned()
         .collect();
-    let keys: Vec<RoleKey> = roles
-        .iter()
-        .map(|role| RoleKey {
-            role: role.clone(),
-            credentials: AwsCredentials {
-                access_key_id: format!("ASIA{:0<16}", role.name.to_ascii_uppercase()),
-                secret_access_key: "not-used-here".into(),
-                session_token: "not-used-here".into(),
-            },
-            session_arn: format!("arn:aws:sts::{account}:assumed-role/{}/session", role.name),
-        })
-        .collect();
+    let keys: Vec<RoleKey> = roles.iter().map(|role| RoleKey::new(role, &account)).collect();
     let targets: BTreeMap<String, String> = system
         .services
         .iter()
