@@ -16,6 +16,21 @@ use std::path::{Path, PathBuf};
 
 const INVOKE: &str = "vpc-lattice-svcs:Invoke";
 
+/// Where each document goes, relative to the output directory.
+pub const NETWORK_FILE: &str = "service-network.json";
+const SERVICES_DIR: &str = "services";
+const ROLES_DIR: &str = "roles";
+
+/// The auth policy of service `name`.
+pub fn service_file(name: &str) -> PathBuf {
+    Path::new(SERVICES_DIR).join(format!("{name}.json"))
+}
+
+/// The identity policy of the role called `name`.
+pub fn role_file(name: &str) -> PathBuf {
+    Path::new(ROLES_DIR).join(format!("{name}.json"))
+}
+
 /// An IAM policy document, with its elements in the order AWS writes them.
 #[derive(Debug, Serialize)]
 struct Document {
@@ -180,10 +195,10 @@ pub fn render(system: &System) -> Result<Rendered, Vec<Problem>> {
     let region = &system.signing.region;
     let mut documents: Vec<(PathBuf, Document)> = Vec::new();
     let mut notes = Vec::new();
-    documents.push((PathBuf::from("service-network.json"), network_policy(system)));
+    documents.push((PathBuf::from(NETWORK_FILE), network_policy(system)));
     for service in &system.services {
         let doc = service_policy(system, service).map_err(bug)?;
-        documents.push((Path::new("services").join(format!("{}.json", service.name)), doc));
+        documents.push((service_file(&service.name), doc));
     }
 
     // Identity policies: what each role invokes.
@@ -221,7 +236,7 @@ pub fn render(system: &System) -> Result<Rendered, Vec<Problem>> {
         resources.sort();
         resources.dedup();
         unnamed.extend(targets.iter().filter(|s| s.id.is_none()).map(|s| s.name.as_str()));
-        let path = Path::new("roles").join(format!("{}.json", role.name));
+        let path = role_file(&role.name);
         if documents.iter().any(|(p, _)| p == &path) {
             return Err(vec![Problem {
                 origin: Origin::Default,
@@ -260,10 +275,10 @@ pub fn render(system: &System) -> Result<Rendered, Vec<Problem>> {
 /// The `.json` files under `dir` that envoy-gen manages (relative paths).
 fn managed_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    if dir.join("service-network.json").is_file() {
-        out.push(PathBuf::from("service-network.json"));
+    if dir.join(NETWORK_FILE).is_file() {
+        out.push(PathBuf::from(NETWORK_FILE));
     }
-    for sub in ["services", "roles"] {
+    for sub in [SERVICES_DIR, ROLES_DIR] {
         if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
             for entry in entries.flatten() {
                 let path = entry.path();
@@ -280,7 +295,7 @@ fn managed_files(dir: &Path) -> Vec<PathBuf> {
 /// Writes every document under `dir` (each file atomically) and removes
 /// managed files the spec no longer produces.
 pub fn write(dir: &Path, rendered: &Rendered) -> Result<(), String> {
-    for sub in ["services", "roles"] {
+    for sub in [SERVICES_DIR, ROLES_DIR] {
         std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("{}: {e}", dir.join(sub).display()))?;
     }
     for (path, text) in &rendered.files {

@@ -226,7 +226,7 @@ pub fn lattice_sim_config(
                 "name": s.name,
                 "host": s.upstream.host,
                 "auth_type": "AWS_IAM",
-                "policy_file": policies.join("services").join(format!("{}.json", s.name)),
+                "policy_file": policies.join(envoy_gen::policies::service_file(&s.name)),
                 "target": target,
             });
             if let Some(id) = &s.id {
@@ -246,7 +246,7 @@ pub fn lattice_sim_config(
             });
             // Every role has identity policies in AWS; one for which envoy-gen
             // wrote none may invoke no Lattice service.
-            let identity = policies.join("roles").join(format!("{}.json", k.role.name));
+            let identity = policies.join(envoy_gen::policies::role_file(&k.role.name));
             if identity.is_file() {
                 credential["identity_policy_file"] = identity.display().to_string().into();
             } else {
@@ -269,7 +269,7 @@ pub fn lattice_sim_config(
         "service_network": {
             "name": system.network.name.clone().unwrap_or_else(|| "service-network".into()),
             "auth_type": "AWS_IAM",
-            "policy_file": policies.join("service-network.json"),
+            "policy_file": policies.join(envoy_gen::policies::NETWORK_FILE),
         },
         "services": services,
         "credentials": credentials,
@@ -339,8 +339,8 @@ impl Deployment {
             }
         }
 
-        // The apps, then lattice-sim in front of them.
-        // The apps call each other as `<name>.<domain>`.
+        // The apps (which call each other as `<name>.<domain>`), then
+        // lattice-sim in front of them.
         let domain = plain.domain.clone().ok_or("the spec has no `domain`")?;
         let mut apps = Vec::new();
         let mut targets = BTreeMap::new();
