@@ -3,7 +3,7 @@
 //! identity-based policy). Everything is checked at start; a malformed
 //! policy stops the simulator with an error naming it.
 
-use crate::policy::{Caller, Policy, PolicyKind};
+use crate::policy::{is_account_id, Caller, Policy, PolicyKind};
 use crate::sigv4::Secret;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -73,6 +73,9 @@ struct RawCredential {
     secret_access_key: String,
     session_token: Option<String>,
     principal: String,
+    /// The role's ARN, for a role with a path (a session ARN does not carry
+    /// it); `aws:PrincipalArn` and role principals use it.
+    role_arn: Option<String>,
     org_id: Option<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
@@ -179,11 +182,6 @@ fn load_policy(
     loaded.map_err(|e| format!("{what}: {e}"))
 }
 
-fn is_sts_or_iam_arn(arn: &str) -> bool {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    matches!(parts.as_slice(), ["arn", "aws", "sts" | "iam", "", acct, res] if acct.len() == 12 && acct.bytes().all(|b| b.is_ascii_digit()) && !res.is_empty())
-}
-
 impl Config {
     /// Reads and checks a configuration file; relative paths in it are
     /// relative to the file.
@@ -196,7 +194,7 @@ impl Config {
     pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
         let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| e.without_snippet().to_string())?;
         let mut errors = Vec::new();
-        if raw.account.len() != 12 || !raw.account.bytes().all(|b| b.is_ascii_digit()) {
+        if !is_account_id(&raw.account) {
             errors.push(format!("account: `{}` is not a 12-digit AWS account id", raw.account));
         }
         let region = raw.region.clone();
@@ -270,9 +268,9 @@ impl Config {
         let mut credentials = BTreeMap::new();
         for (i, c) in raw.credentials.into_iter().enumerate() {
             let what = format!("credentials[{i}] ({})", c.access_key_id);
-            if !is_sts_or_iam_arn(&c.principal) {
-                errors.push(format!("{what}: principal `{}` is not an IAM or STS ARN", c.principal));
-            }
+            let caller = Caller::new(&c.principal, c.role_arn.as_deref())
+                .map_err(|e| errors.push(format!("{what}: principal {e}")))
+                .ok();
             if credentials.contains_key(&c.access_key_id) {
                 errors.push(format!("{what}: the access key is listed twice"));
             }
@@ -287,6 +285,7 @@ impl Config {
                 errors.push(e);
                 None
             });
+            let Some(caller) = caller else { continue };
             credentials.insert(
                 c.access_key_id,
                 Credential {
@@ -295,10 +294,10 @@ impl Config {
                         session_token: c.session_token,
                     },
                     caller: Caller {
-                        arn: c.principal,
                         org_id: c.org_id,
                         tags: c.tags,
                         identity_policy: identity_policy.map(Arc::new),
+                        ..caller
                     },
                 },
             );

@@ -7,11 +7,14 @@
 //!   and their identity policies).
 //! - [`lattice`]: authentication and the network-AND-service-AND-identity
 //!   decision.
-//! - [`server`]: the HTTPS front that forwards to each service's target.
+//! - [`front`]: Lattice's HTTPS front: choose the service, admit the
+//!   caller, forward to the service's target.
+//! - [`http_server`]: the generic HTTPS server the front (and the tests'
+//!   upstreams) run on.
 
 pub mod config;
+pub mod front;
+pub mod http_server;
 pub mod lattice;
 pub mod policy;
-pub mod serve;
-pub mod server;
 pub mod sigv4;

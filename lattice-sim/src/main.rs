@@ -3,8 +3,8 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lattice_sim::config::{read_policy_file, Config};
-use lattice_sim::lattice::{self, RequestInfo};
-use lattice_sim::policy::PolicyKind;
+use lattice_sim::lattice::{self, BadPath, RequestInfo};
+use lattice_sim::policy::{Caller, PolicyKind};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -51,9 +51,13 @@ enum Command {
         /// The service's name.
         #[arg(long)]
         service: String,
-        /// The caller's ARN (an assumed-role session or user); absent: anonymous.
+        /// The caller's ARN (an assumed-role session or an IAM user); absent: anonymous.
         #[arg(long, value_name = "ARN")]
         principal: Option<String>,
+        /// The ARN of the --principal session's role, when the role has a path
+        /// (default arn:aws:iam::<account>:role/<role>).
+        #[arg(long, value_name = "ARN", requires = "principal")]
+        role_arn: Option<String>,
         /// Take the caller (ARN, org, tags, identity policy) from this access key in the config.
         #[arg(long, value_name = "ID", conflicts_with = "principal")]
         access_key: Option<String>,
@@ -104,7 +108,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 .iter()
                 .map(|s| format!("{} ({})", s.name, s.host))
                 .collect();
-            let running = lattice_sim::server::start(config, &listen)?;
+            let running = lattice_sim::front::start(config, &listen)?;
             if let Some(path) = ca_out {
                 std::fs::write(&path, &running.ca_pem).map_err(|e| format!("{}: {e}", path.display()))?;
             }
@@ -120,6 +124,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             config,
             service,
             principal,
+            role_arn,
             access_key,
             identity_policy,
             method,
@@ -136,14 +141,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 .find(|s| s.name == service)
                 .ok_or_else(|| format!("no service `{service}` in the configuration"))?;
             let caller = match (principal, access_key) {
-                (Some(arn), _) => Some(lattice_sim::policy::Caller {
-                    arn,
-                    org_id: None,
-                    tags: Default::default(),
+                (Some(arn), _) => Some(Caller {
                     identity_policy: identity_policy
                         .map(|path| read_policy_file(&path, PolicyKind::Identity).map(Arc::new))
                         .transpose()
                         .map_err(|e| format!("--identity-policy {e}"))?,
+                    ..Caller::new(&arn, role_arn.as_deref()).map_err(|e| format!("--principal {e}"))?
                 }),
                 (None, Some(key)) => Some(
                     config
@@ -162,6 +165,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                         .ok_or_else(|| format!("--header `{h}` is not NAME:VALUE"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(format!("--method `{method}` is not an HTTP method (GET, POST, ...)"));
+            }
+            // The server decides on the normalised path; so does check.
+            let path = lattice::request_path(&path).map_err(|BadPath(why)| format!("--path: {why}"))?;
             let info = RequestInfo {
                 method: &method,
                 path: &path,

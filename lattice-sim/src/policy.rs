@@ -41,6 +41,26 @@ pub enum PolicyKind {
     Identity,
 }
 
+/// One entry of a `Principal` or `NotPrincipal` element's `AWS` list.
+///
+/// IAM compares principals by their exact ARN: "You cannot use a wildcard
+/// to match part of a principal name or ARN"
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html>),
+/// so a pattern such as `arn:aws:iam::111122223333:role/*` is refused at
+/// start rather than silently never matching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PrincipalId {
+    /// `"*"` or `{"AWS": "*"}`: everyone, anonymous callers included.
+    Anyone,
+    /// An account id, or `arn:aws:iam::<account>:root`: the account.
+    Account(String),
+    /// A role, user or assumed-role session ARN, compared exactly. A role's
+    /// ARN names every session of the role (it is their `aws:PrincipalArn`).
+    Arn(String),
+    /// A service, federated or canonical-user principal: never a Lattice caller here.
+    NotAnIamCaller,
+}
+
 /// Who a statement is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Principals {
@@ -50,8 +70,8 @@ enum Principals {
     /// An identity policy's statement: about the identity the policy is
     /// attached to, whoever that is.
     AttachedIdentity,
-    Is(Vec<String>),
-    IsNot(Vec<String>),
+    Is(Vec<PrincipalId>),
+    IsNot(Vec<PrincipalId>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,82 +80,87 @@ enum Patterns {
     IsNot(Vec<String>),
 }
 
+/// How a condition operator compares one request value with one policy
+/// value. Negated operators (`StringNotEquals`, ...) share their positive
+/// form's comparison; [`OPERATORS`] says which are negated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    StringEquals,
-    StringNotEquals,
-    StringEqualsIgnoreCase,
-    StringNotEqualsIgnoreCase,
+enum Compare {
+    String,
+    StringIgnoreCase,
     StringLike,
-    StringNotLike,
     NumericEquals,
-    NumericNotEquals,
     NumericLessThan,
     NumericLessThanEquals,
     NumericGreaterThan,
     NumericGreaterThanEquals,
     Bool,
-    ArnEquals,
-    ArnLike,
-    ArnNotEquals,
-    ArnNotLike,
+    /// `ArnEquals` and `ArnLike` behave the same: each of the six
+    /// colon-separated parts is matched with wildcards.
+    Arn,
+    /// `Null`: compares the key's presence, not its value.
     Null,
 }
 
-impl Op {
-    fn parse(name: &str) -> Option<Op> {
-        Some(match name {
-            "StringEquals" => Op::StringEquals,
-            "StringNotEquals" => Op::StringNotEquals,
-            "StringEqualsIgnoreCase" => Op::StringEqualsIgnoreCase,
-            "StringNotEqualsIgnoreCase" => Op::StringNotEqualsIgnoreCase,
-            "StringLike" => Op::StringLike,
-            "StringNotLike" => Op::StringNotLike,
-            "NumericEquals" => Op::NumericEquals,
-            "NumericNotEquals" => Op::NumericNotEquals,
-            "NumericLessThan" => Op::NumericLessThan,
-            "NumericLessThanEquals" => Op::NumericLessThanEquals,
-            "NumericGreaterThan" => Op::NumericGreaterThan,
-            "NumericGreaterThanEquals" => Op::NumericGreaterThanEquals,
-            "Bool" => Op::Bool,
-            "ArnEquals" => Op::ArnEquals,
-            "ArnLike" => Op::ArnLike,
-            "ArnNotEquals" => Op::ArnNotEquals,
-            "ArnNotLike" => Op::ArnNotLike,
-            "Null" => Op::Null,
-            _ => return None,
-        })
-    }
+/// IAM's condition operators (without `IfExists` and the set qualifiers):
+/// name, comparison, negated.
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html>
+const OPERATORS: [(&str, Compare, bool); 18] = [
+    ("StringEquals", Compare::String, false),
+    ("StringNotEquals", Compare::String, true),
+    ("StringEqualsIgnoreCase", Compare::StringIgnoreCase, false),
+    ("StringNotEqualsIgnoreCase", Compare::StringIgnoreCase, true),
+    ("StringLike", Compare::StringLike, false),
+    ("StringNotLike", Compare::StringLike, true),
+    ("NumericEquals", Compare::NumericEquals, false),
+    ("NumericNotEquals", Compare::NumericEquals, true),
+    ("NumericLessThan", Compare::NumericLessThan, false),
+    ("NumericLessThanEquals", Compare::NumericLessThanEquals, false),
+    ("NumericGreaterThan", Compare::NumericGreaterThan, false),
+    ("NumericGreaterThanEquals", Compare::NumericGreaterThanEquals, false),
+    ("Bool", Compare::Bool, false),
+    ("ArnEquals", Compare::Arn, false),
+    ("ArnLike", Compare::Arn, false),
+    ("ArnNotEquals", Compare::Arn, true),
+    ("ArnNotLike", Compare::Arn, true),
+    ("Null", Compare::Null, false),
+];
 
-    /// Negated operators are true when none of the values match, and when
-    /// the key is missing.
-    fn is_negated(self) -> bool {
-        matches!(
-            self,
-            Op::StringNotEquals
-                | Op::StringNotEqualsIgnoreCase
-                | Op::StringNotLike
-                | Op::NumericNotEquals
-                | Op::ArnNotEquals
-                | Op::ArnNotLike
-        )
-    }
-
-    /// Does one request value match one policy value (for a negated
-    /// operator: the positive form)?
+impl Compare {
+    /// Does one request value match one policy value?
     fn matches(self, actual: &str, expected: &str) -> bool {
         match self {
-            Op::StringEquals | Op::StringNotEquals => actual == expected,
-            Op::StringEqualsIgnoreCase | Op::StringNotEqualsIgnoreCase => actual.eq_ignore_ascii_case(expected),
-            Op::StringLike | Op::StringNotLike => wildcard(expected, actual, false),
-            Op::NumericEquals | Op::NumericNotEquals => numeric(actual, expected, |a, b| a == b),
-            Op::NumericLessThan => numeric(actual, expected, |a, b| a < b),
-            Op::NumericLessThanEquals => numeric(actual, expected, |a, b| a <= b),
-            Op::NumericGreaterThan => numeric(actual, expected, |a, b| a > b),
-            Op::NumericGreaterThanEquals => numeric(actual, expected, |a, b| a >= b),
-            Op::Bool => actual.eq_ignore_ascii_case(expected),
-            Op::ArnEquals | Op::ArnNotEquals | Op::ArnLike | Op::ArnNotLike => arn_like(expected, actual),
-            Op::Null => false,
+            Compare::String => actual == expected,
+            Compare::StringIgnoreCase => actual.eq_ignore_ascii_case(expected),
+            Compare::StringLike => wildcard(expected, actual, false),
+            Compare::NumericEquals => numeric(actual, expected, |a, b| a == b),
+            Compare::NumericLessThan => numeric(actual, expected, |a, b| a < b),
+            Compare::NumericLessThanEquals => numeric(actual, expected, |a, b| a <= b),
+            Compare::NumericGreaterThan => numeric(actual, expected, |a, b| a > b),
+            Compare::NumericGreaterThanEquals => numeric(actual, expected, |a, b| a >= b),
+            Compare::Bool => actual.eq_ignore_ascii_case(expected),
+            Compare::Arn => arn_like(expected, actual),
+            Compare::Null => false,
+        }
+    }
+
+    /// Why `value` cannot be a policy value for this comparison, if it cannot.
+    fn refuses(self, value: &str) -> Option<&'static str> {
+        match self {
+            Compare::Bool | Compare::Null
+                if !value.eq_ignore_ascii_case("true") && !value.eq_ignore_ascii_case("false") =>
+            {
+                Some("takes \"true\" or \"false\"")
+            }
+            Compare::NumericEquals
+            | Compare::NumericLessThan
+            | Compare::NumericLessThanEquals
+            | Compare::NumericGreaterThan
+            | Compare::NumericGreaterThanEquals
+                if value.trim().parse::<f64>().is_err() =>
+            {
+                Some("takes numbers")
+            }
+            _ => None,
         }
     }
 }
@@ -156,7 +181,10 @@ enum SetQualifier {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Condition {
-    op: Op,
+    compare: Compare,
+    /// A `...Not...` operator: true when no policy value matches, and when
+    /// the key is missing.
+    negated: bool,
     qualifier: SetQualifier,
     if_exists: bool,
     /// Condition key, lower-cased (IAM keys are case-insensitive).
@@ -211,17 +239,66 @@ fn strings(value: &Value, what: &str) -> Result<Vec<String>, PolicyError> {
     }
 }
 
-fn principals(value: &Value, what: &str) -> Result<Vec<String>, PolicyError> {
+/// Is `account` a 12-digit AWS account id?
+pub fn is_account_id(account: &str) -> bool {
+    account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// One `AWS` principal of a policy (see [`PrincipalId`]).
+fn principal_id(text: &str, what: &str) -> Result<PrincipalId, PolicyError> {
+    if text == "*" {
+        return Ok(PrincipalId::Anyone);
+    }
+    if text.contains(['*', '?']) {
+        return Err(PolicyError(format!(
+            "{what}: `{text}`: a principal cannot be a pattern (IAM compares principal ARNs exactly; use a Condition on aws:PrincipalArn with ArnLike instead)"
+        )));
+    }
+    if is_account_id(text) {
+        return Ok(PrincipalId::Account(text.to_string()));
+    }
+    let parts: Vec<&str> = text.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", partition, "iam", "", account, "root"] if !partition.is_empty() && is_account_id(account) => {
+            Ok(PrincipalId::Account(account.to_string()))
+        }
+        ["arn", partition, "iam", "", account, resource]
+            if !partition.is_empty()
+                && is_account_id(account)
+                && (resource.starts_with("role/") || resource.starts_with("user/")) =>
+        {
+            Ok(PrincipalId::Arn(text.to_string()))
+        }
+        ["arn", partition, "sts", "", account, resource]
+            if !partition.is_empty()
+                && is_account_id(account)
+                && (resource.starts_with("assumed-role/") || resource.starts_with("federated-user/")) =>
+        {
+            Ok(PrincipalId::Arn(text.to_string()))
+        }
+        _ => Err(PolicyError(format!(
+            "{what}: `{text}` is not \"*\", an account id or an IAM role, user, root or STS session ARN"
+        ))),
+    }
+}
+
+fn principals(value: &Value, what: &str) -> Result<Vec<PrincipalId>, PolicyError> {
     match value {
-        Value::String(s) if s == "*" => Ok(vec!["*".into()]),
+        Value::String(s) if s == "*" => Ok(vec![PrincipalId::Anyone]),
         Value::Object(map) => {
             let mut out = Vec::new();
             for (kind, ids) in map {
+                let at = format!("{what}.{kind}");
                 match kind.as_str() {
-                    "AWS" => out.extend(strings(ids, &format!("{what}.AWS"))?),
+                    "AWS" => {
+                        for id in strings(ids, &at)? {
+                            out.push(principal_id(&id, &at)?);
+                        }
+                    }
                     // Service and federated principals never sign Lattice requests here.
                     "Service" | "Federated" | "CanonicalUser" => {
-                        strings(ids, &format!("{what}.{kind}"))?;
+                        strings(ids, &at)?;
+                        out.push(PrincipalId::NotAnIamCaller);
                     }
                     other => return Err(PolicyError(format!("{what}: unknown principal type `{other}`"))),
                 }
@@ -234,9 +311,61 @@ fn principals(value: &Value, what: &str) -> Result<Vec<String>, PolicyError> {
     }
 }
 
-fn is_condition_key_valid(key: &str) -> bool {
-    key.split_once(':')
-        .is_some_and(|(prefix, name)| !prefix.is_empty() && !name.is_empty())
+/// The condition keys lattice-sim puts in a request's context (lower case),
+/// and the prefixes of those that name a header, query parameter or tag.
+///
+/// Lattice's own keys, from "Condition keys that can be used in auth
+/// policies" (<https://docs.aws.amazon.com/vpc-lattice/latest/ug/auth-policies.html>):
+/// `vpc-lattice-svcs:` `ServiceNetworkArn`, `ServiceArn`, `SourceVpc`,
+/// `SourceVpcOwnerAccount`, `Port`, `RequestMethod`, `RequestPath`,
+/// `RequestHeader/<header-name>`, `RequestQueryString/<key-name>`; and the
+/// global keys about the signed principal
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html>).
+/// A key outside this list would never be in the context, so a policy
+/// naming one is refused at start (a typo such as `RequestHeaders/...`
+/// would otherwise silently never match).
+pub const CONDITION_KEYS: [&str; 11] = [
+    "vpc-lattice-svcs:servicenetworkarn",
+    "vpc-lattice-svcs:servicearn",
+    "vpc-lattice-svcs:sourcevpc",
+    "vpc-lattice-svcs:sourcevpcowneraccount",
+    "vpc-lattice-svcs:port",
+    "vpc-lattice-svcs:requestmethod",
+    "vpc-lattice-svcs:requestpath",
+    "aws:principalarn",
+    "aws:principalaccount",
+    "aws:principalorgid",
+    "aws:principaltype",
+];
+
+/// See [`CONDITION_KEYS`]; each is followed by a name.
+pub const CONDITION_KEY_PREFIXES: [&str; 3] = [
+    "vpc-lattice-svcs:requestheader/",
+    "vpc-lattice-svcs:requestquerystring/",
+    "aws:principaltag/",
+];
+
+/// Why `key` (as written in a policy) cannot be used, if it cannot.
+fn condition_key_problem(key: &str) -> Option<String> {
+    let lower = key.to_ascii_lowercase();
+    if CONDITION_KEYS.contains(&lower.as_str()) {
+        return None;
+    }
+    if CONDITION_KEY_PREFIXES
+        .iter()
+        .any(|p| lower.strip_prefix(p).is_some_and(|name| !name.is_empty()))
+    {
+        return None;
+    }
+    Some(if lower.starts_with("aws:") {
+        format!(
+            "`{key}` is not in the request context lattice-sim builds (it models aws:PrincipalArn, aws:PrincipalAccount, aws:PrincipalOrgID, aws:PrincipalType and aws:PrincipalTag/<key>), so the condition could never match"
+        )
+    } else {
+        format!(
+            "`{key}` is not a condition key VPC Lattice defines (vpc-lattice-svcs:ServiceNetworkArn, ServiceArn, SourceVpc, SourceVpcOwnerAccount, Port, RequestMethod, RequestPath, RequestHeader/<header-name>, RequestQueryString/<key-name>; aws:Principal* keys)"
+        )
+    })
 }
 
 impl Policy {
@@ -286,7 +415,18 @@ impl Statement {
         let Value::Object(map) = value else {
             return Err(PolicyError(format!("Statement[{index}]: must be an object")));
         };
-        let at = |field: &str| format!("Statement[{index}].{field}");
+        let sid = match map.get("Sid") {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(PolicyError(format!("Statement[{index}].Sid: must be a string"))),
+        };
+        // Errors name the statement by index and, when it has one, by Sid.
+        let here = match &sid {
+            Some(sid) => format!("Statement[{index}] (Sid \"{sid}\")"),
+            None => format!("Statement[{index}]"),
+        };
+        let at = |field: &str| format!("{here}.{field}");
+        let problem = |why: String| PolicyError(format!("{here}: {why}"));
         for key in map.keys() {
             if !matches!(
                 key.as_str(),
@@ -300,14 +440,9 @@ impl Statement {
                     | "NotResource"
                     | "Condition"
             ) {
-                return Err(PolicyError(format!("Statement[{index}]: unknown element `{key}`")));
+                return Err(problem(format!("unknown element `{key}`")));
             }
         }
-        let sid = match map.get("Sid") {
-            None => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(PolicyError(at("Sid") + ": must be a string")),
-        };
         let effect = match map.get("Effect").and_then(Value::as_str) {
             Some("Allow") => Effect::Allow,
             Some("Deny") => Effect::Deny,
@@ -316,106 +451,50 @@ impl Statement {
         // IAM does not accept a Principal in an identity policy (see
         // `PolicyKind`); neither does the simulator, rather than ignore it.
         let not_in_identity_policy = |element: &str| {
-            PolicyError(format!(
-                "Statement[{index}]: an identity-based policy cannot have {element} (it applies to the user or role it is attached to)"
+            problem(format!(
+                "an identity-based policy cannot have {element} (it applies to the user or role it is attached to)"
             ))
         };
         let principals = match (kind, map.get("Principal"), map.get("NotPrincipal")) {
-            (_, Some(_), Some(_)) => {
-                return Err(PolicyError(format!(
-                    "Statement[{index}]: has both Principal and NotPrincipal"
-                )))
-            }
+            (_, Some(_), Some(_)) => return Err(problem("has both Principal and NotPrincipal".into())),
             (PolicyKind::Identity, None, None) => Principals::AttachedIdentity,
             (PolicyKind::Identity, Some(_), None) => return Err(not_in_identity_policy("Principal")),
             (PolicyKind::Identity, None, Some(_)) => return Err(not_in_identity_policy("NotPrincipal")),
             (PolicyKind::Resource, Some(p), None) => Principals::Is(principals(p, &at("Principal"))?),
-            (PolicyKind::Resource, None, Some(p)) => Principals::IsNot(principals(p, &at("NotPrincipal"))?),
+            // "NotPrincipal must be used with "Effect":"Deny". Using it with
+            // "Effect":"Allow" is not supported."
+            // (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html>)
+            (PolicyKind::Resource, None, Some(_)) if effect == Effect::Allow => {
+                return Err(problem(
+                    "NotPrincipal must be used with \"Effect\": \"Deny\"; IAM does not support it with \"Allow\" (use \"Principal\" with a Condition on aws:PrincipalArn)".into(),
+                ))
+            }
+            (PolicyKind::Resource, None, Some(p)) => {
+                let list = principals(p, &at("NotPrincipal"))?;
+                if list.contains(&PrincipalId::Anyone) {
+                    return Err(PolicyError(
+                        at("NotPrincipal") + ": \"*\" would exempt everyone; NotPrincipal lists the principals a Deny spares",
+                    ));
+                }
+                Principals::IsNot(list)
+            }
             (PolicyKind::Resource, None, None) => Principals::Absent,
         };
         let patterns = |yes: &str, no: &str| -> Result<Patterns, PolicyError> {
             match (map.get(yes), map.get(no)) {
                 (Some(v), None) => Ok(Patterns::Is(strings(v, &at(yes))?)),
                 (None, Some(v)) => Ok(Patterns::IsNot(strings(v, &at(no))?)),
-                (None, None) => Err(PolicyError(format!("Statement[{index}]: needs {yes} or {no}"))),
-                (Some(_), Some(_)) => Err(PolicyError(format!("Statement[{index}]: has both {yes} and {no}"))),
+                (None, None) => Err(problem(format!("needs {yes} or {no}"))),
+                (Some(_), Some(_)) => Err(problem(format!("has both {yes} and {no}"))),
             }
         };
         let actions = patterns("Action", "NotAction")?;
         let resources = patterns("Resource", "NotResource")?;
-        let mut conditions = Vec::new();
-        match map.get("Condition") {
-            None => {}
-            Some(Value::Object(ops)) => {
-                for (operator, keys) in ops {
-                    let (qualifier, rest) = if let Some(r) = operator.strip_prefix("ForAnyValue:") {
-                        (SetQualifier::ForAnyValue, r)
-                    } else if let Some(r) = operator.strip_prefix("ForAllValues:") {
-                        (SetQualifier::ForAllValues, r)
-                    } else {
-                        (SetQualifier::None, operator.as_str())
-                    };
-                    let (if_exists, base) = match rest.strip_suffix("IfExists") {
-                        Some(base) => (true, base),
-                        None => (false, rest),
-                    };
-                    let op = Op::parse(base).ok_or_else(|| {
-                        PolicyError(format!(
-                            "{}: unsupported condition operator `{operator}`",
-                            at("Condition")
-                        ))
-                    })?;
-                    if op == Op::Null && (if_exists || qualifier != SetQualifier::None) {
-                        return Err(PolicyError(format!(
-                            "{}: `{operator}` is not a valid operator",
-                            at("Condition")
-                        )));
-                    }
-                    let Value::Object(keys) = keys else {
-                        return Err(PolicyError(format!(
-                            "{}.{operator}: must map condition keys to values",
-                            at("Condition")
-                        )));
-                    };
-                    for (key, values) in keys {
-                        let what = format!("{}.{operator}.{key}", at("Condition"));
-                        if !is_condition_key_valid(key) {
-                            return Err(PolicyError(format!(
-                                "{what}: `{key}` is not a condition key (service:name)"
-                            )));
-                        }
-                        let values = strings(values, &what)?;
-                        if matches!(op, Op::Bool | Op::Null)
-                            && values
-                                .iter()
-                                .any(|v| !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false"))
-                        {
-                            return Err(PolicyError(format!("{what}: {operator} takes \"true\" or \"false\"")));
-                        }
-                        if matches!(
-                            op,
-                            Op::NumericEquals
-                                | Op::NumericNotEquals
-                                | Op::NumericLessThan
-                                | Op::NumericLessThanEquals
-                                | Op::NumericGreaterThan
-                                | Op::NumericGreaterThanEquals
-                        ) && values.iter().any(|v| v.trim().parse::<f64>().is_err())
-                        {
-                            return Err(PolicyError(format!("{what}: {operator} takes numbers")));
-                        }
-                        conditions.push(Condition {
-                            op,
-                            qualifier,
-                            if_exists,
-                            key: key.to_ascii_lowercase(),
-                            values,
-                        });
-                    }
-                }
-            }
+        let conditions = match map.get("Condition") {
+            None => Vec::new(),
+            Some(Value::Object(ops)) => conditions(ops, &at("Condition"))?,
             Some(_) => return Err(PolicyError(at("Condition") + ": must be an object")),
-        }
+        };
         Ok(Statement {
             sid,
             effect,
@@ -425,6 +504,56 @@ impl Statement {
             conditions,
         })
     }
+}
+
+/// A statement's `Condition` block (`what` names it in errors).
+fn conditions(ops: &serde_json::Map<String, Value>, what: &str) -> Result<Vec<Condition>, PolicyError> {
+    let mut conditions = Vec::new();
+    for (operator, keys) in ops {
+        let (qualifier, rest) = if let Some(r) = operator.strip_prefix("ForAnyValue:") {
+            (SetQualifier::ForAnyValue, r)
+        } else if let Some(r) = operator.strip_prefix("ForAllValues:") {
+            (SetQualifier::ForAllValues, r)
+        } else {
+            (SetQualifier::None, operator.as_str())
+        };
+        let (if_exists, base) = match rest.strip_suffix("IfExists") {
+            Some(base) => (true, base),
+            None => (false, rest),
+        };
+        let (compare, negated) = OPERATORS
+            .iter()
+            .find(|(name, _, _)| *name == base)
+            .map(|(_, compare, negated)| (*compare, *negated))
+            .ok_or_else(|| PolicyError(format!("{what}: unsupported condition operator `{operator}`")))?;
+        if compare == Compare::Null && (if_exists || qualifier != SetQualifier::None) {
+            return Err(PolicyError(format!("{what}: `{operator}` is not a valid operator")));
+        }
+        let Value::Object(keys) = keys else {
+            return Err(PolicyError(format!(
+                "{what}.{operator}: must map condition keys to values"
+            )));
+        };
+        for (key, values) in keys {
+            let what = format!("{what}.{operator}.{key}");
+            if let Some(problem) = condition_key_problem(key) {
+                return Err(PolicyError(format!("{what}: {problem}")));
+            }
+            let values = strings(values, &what)?;
+            if let Some(why) = values.iter().find_map(|v| compare.refuses(v)) {
+                return Err(PolicyError(format!("{what}: {operator} {why}")));
+            }
+            conditions.push(Condition {
+                compare,
+                negated,
+                qualifier,
+                if_exists,
+                key: key.to_ascii_lowercase(),
+                values,
+            });
+        }
+    }
+    Ok(conditions)
 }
 
 /// `*` matches any run of characters, `?` any one.
@@ -477,8 +606,16 @@ fn arn_like(pattern: &str, arn: &str) -> bool {
 /// The signed caller, as Lattice (and IAM behind it) knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// `arn:aws:sts::<acct>:assumed-role/<role>/<session>` (or an IAM user ARN).
+    /// Who signed: `arn:aws:sts::<acct>:assumed-role/<role>/<session>`, or
+    /// an IAM user's ARN. Lattice reports it as `Principal=` in
+    /// `x-amzn-lattice-identity`.
     pub arn: String,
+    /// `aws:PrincipalArn`: "For IAM roles, the request context returns the
+    /// ARN of the role, not the ARN of the user that assumed the role."
+    /// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn>).
+    /// For a session, `arn:aws:iam::<acct>:role/<path/><role>`; for a user,
+    /// the user's ARN.
+    pub principal_arn: String,
     pub org_id: Option<String>,
     pub tags: BTreeMap<String, String>,
     /// The IAM identity-based policy of the caller's role or user (an
@@ -489,48 +626,112 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// A caller signing as `arn`: an assumed-role session
+    /// (`arn:aws:sts::<acct>:assumed-role/<role>/<session>`) or an IAM user
+    /// (`arn:aws:iam::<acct>:user/<path/><name>`). A session ARN does not
+    /// carry its role's path, so `role_arn` gives the role's ARN when the
+    /// role has one (default `arn:aws:iam::<acct>:role/<role>`); it must be
+    /// the same account and role name.
+    pub fn new(arn: &str, role_arn: Option<&str>) -> Result<Caller, String> {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let principal_arn = match parts.as_slice() {
+            ["arn", partition, "sts", "", account, resource] if !partition.is_empty() && is_account_id(account) => {
+                let session: Vec<&str> = resource.split('/').collect();
+                let ["assumed-role", role, name] = session.as_slice() else {
+                    return Err(format!(
+                        "`{arn}` is not an assumed-role session ARN (arn:aws:sts::<account>:assumed-role/<role>/<session>)"
+                    ));
+                };
+                if role.is_empty() || name.is_empty() {
+                    return Err(format!("`{arn}`: the role and session names must not be empty"));
+                }
+                let derived = format!("arn:{partition}:iam::{account}:role/{role}");
+                match role_arn {
+                    None => derived,
+                    Some(given) => {
+                        let ok = given
+                            .strip_prefix(&format!("arn:{partition}:iam::{account}:role/"))
+                            .is_some_and(|path| path.rsplit('/').next() == Some(role));
+                        if !ok {
+                            return Err(format!(
+                                "role_arn `{given}` is not role `{role}` of account {account} (arn:{partition}:iam::{account}:role/<path/>{role})"
+                            ));
+                        }
+                        given.to_string()
+                    }
+                }
+            }
+            ["arn", partition, "iam", "", account, resource]
+                if !partition.is_empty()
+                    && is_account_id(account)
+                    && resource.strip_prefix("user/").is_some_and(|name| !name.is_empty()) =>
+            {
+                if role_arn.is_some() {
+                    return Err(format!("`{arn}` is an IAM user: role_arn applies to assumed-role sessions only"));
+                }
+                arn.to_string()
+            }
+            _ => {
+                return Err(format!(
+                    "`{arn}` is not an assumed-role session ARN (arn:aws:sts::<account>:assumed-role/<role>/<session>) or an IAM user ARN (arn:aws:iam::<account>:user/<name>)"
+                ))
+            }
+        };
+        Ok(Caller {
+            arn: arn.to_string(),
+            principal_arn,
+            org_id: None,
+            tags: BTreeMap::new(),
+            identity_policy: None,
+        })
+    }
+
     pub fn account(&self) -> &str {
         self.arn.split(':').nth(4).unwrap_or("")
     }
 
     /// `AssumedRole` or `User`, as `aws:PrincipalType` reports it.
     pub fn principal_type(&self) -> &'static str {
-        if self.arn.contains(":assumed-role/") {
+        if self.arn != self.principal_arn {
             "AssumedRole"
         } else {
             "User"
         }
     }
 
-    /// The role ARN behind an assumed-role session (role paths are not in
-    /// the session ARN, so a role pattern matches on account and name).
-    fn role_name(&self) -> Option<&str> {
-        let resource = self.arn.split(':').nth(5)?;
-        let rest = resource.strip_prefix("assumed-role/")?;
-        rest.split('/').next()
+    /// The session name of an assumed-role session.
+    pub fn session_name(&self) -> Option<&str> {
+        (self.arn != self.principal_arn)
+            .then(|| self.arn.rsplit('/').next())
+            .flatten()
     }
 
-    /// Does the policy principal `pattern` name this caller?
-    fn is_named_by(&self, pattern: &str) -> bool {
-        if pattern == "*" {
-            return true;
+    /// Does a `Principal` entry name this caller? An account names all its
+    /// principals; a role's ARN all its sessions (their `aws:PrincipalArn`);
+    /// a session or user ARN exactly that session or user.
+    fn is_named_by(&self, id: &PrincipalId) -> bool {
+        match id {
+            PrincipalId::Anyone => true,
+            PrincipalId::Account(account) => account == self.account(),
+            PrincipalId::Arn(arn) => *arn == self.arn || *arn == self.principal_arn,
+            PrincipalId::NotAnIamCaller => false,
         }
-        let account = self.account();
-        if pattern == account || pattern == format!("arn:aws:iam::{account}:root") {
-            return true;
-        }
-        if pattern == self.arn {
-            return true;
-        }
-        // arn:aws:iam::<acct>:role/<path>/<name> names every session of that role.
-        let parts: Vec<&str> = pattern.splitn(6, ':').collect();
-        if let [_, _, "iam", "", acct, resource] = parts.as_slice() {
-            if let Some(role_path) = resource.strip_prefix("role/") {
-                let name = role_path.rsplit('/').next().unwrap_or(role_path);
-                return *acct == account && self.role_name() == Some(name);
-            }
-        }
-        false
+    }
+
+    /// Does a `NotPrincipal` list spare this caller? IAM compares each
+    /// identity behind the request with the list by its exact ARN: "If an
+    /// assumed-role user (someone who is using a role) is being evaluated,
+    /// AWS might validate the account first, then the role, and then the
+    /// assumed-role user." So a session is spared only when its account,
+    /// its role and the session itself are all listed, and a user only when
+    /// its account and the user are
+    /// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html>).
+    fn is_spared_by(&self, list: &[PrincipalId]) -> bool {
+        let account = list
+            .iter()
+            .any(|id| matches!(id, PrincipalId::Account(a) if a == self.account()));
+        let listed = |arn: &str| list.iter().any(|id| matches!(id, PrincipalId::Arn(a) if a == arn));
+        account && listed(&self.principal_arn) && listed(&self.arn)
     }
 }
 
@@ -552,7 +753,8 @@ impl Context {
             Some(c) => {
                 self.keys
                     .insert("aws:principaltype".into(), vec![c.principal_type().into()]);
-                self.keys.insert("aws:principalarn".into(), vec![c.arn.clone()]);
+                self.keys
+                    .insert("aws:principalarn".into(), vec![c.principal_arn.clone()]);
                 self.keys
                     .insert("aws:principalaccount".into(), vec![c.account().into()]);
                 if let Some(org) = &c.org_id {
@@ -574,7 +776,7 @@ impl Context {
 impl Condition {
     fn holds(&self, ctx: &Context) -> bool {
         let actual = ctx.keys.get(&self.key).filter(|v| !v.is_empty());
-        if self.op == Op::Null {
+        if self.compare == Compare::Null {
             let want_absent = self.values.iter().any(|v| v.eq_ignore_ascii_case("true"));
             return want_absent == actual.is_none();
         }
@@ -582,17 +784,13 @@ impl Condition {
             return match self.qualifier {
                 SetQualifier::ForAllValues => true,
                 SetQualifier::ForAnyValue => self.if_exists,
-                SetQualifier::None => self.if_exists || self.op.is_negated(),
+                SetQualifier::None => self.if_exists || self.negated,
             };
         };
         // For one request value: does it satisfy the operator?
         let one = |value: &str| {
-            let any = self.values.iter().any(|expected| self.op.matches(value, expected));
-            if self.op.is_negated() {
-                !any
-            } else {
-                any
-            }
+            let any = self.values.iter().any(|expected| self.compare.matches(value, expected));
+            any != self.negated
         };
         match self.qualifier {
             SetQualifier::ForAllValues => actual.iter().all(|v| one(v)),
@@ -609,10 +807,11 @@ impl Statement {
             (Principals::Absent, _) => false,
             // Anonymous callers have no identity, so no identity policy.
             (Principals::AttachedIdentity, caller) => caller.is_some(),
-            (Principals::Is(list), None) => list.iter().any(|p| p == "*"),
-            (Principals::Is(list), Some(c)) => list.iter().any(|p| c.is_named_by(p)),
-            (Principals::IsNot(list), None) => !list.iter().any(|p| p == "*"),
-            (Principals::IsNot(list), Some(c)) => !list.iter().any(|p| c.is_named_by(p)),
+            (Principals::Is(list), None) => list.contains(&PrincipalId::Anyone),
+            (Principals::Is(list), Some(c)) => list.iter().any(|id| c.is_named_by(id)),
+            // Nobody spares an anonymous caller (`"*"` is refused in NotPrincipal).
+            (Principals::IsNot(_), None) => true,
+            (Principals::IsNot(list), Some(c)) => !c.is_spared_by(list),
         };
         let action = match &self.actions {
             Patterns::Is(list) => list.iter().any(|p| wildcard(p, &ctx.action, true)),

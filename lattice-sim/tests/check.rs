@@ -208,3 +208,77 @@ fn an_identity_policy_file_with_a_principal_is_an_error() {
         )
     );
 }
+
+#[test]
+fn check_decides_on_the_path_the_server_would_forward() {
+    // `/app2/x/../admin/users` reaches the target as `/app2/admin/users`, so
+    // the RequestPath Deny fires, as it does in `serve`.
+    let (code, out) = check(&[
+        "--service",
+        "app2",
+        "--principal",
+        "arn:aws:sts::111122223333:assumed-role/frontend/envoy",
+        "--path",
+        "//app2/x/../%61dmin/users",
+        "--header",
+        "x-jwt-scope-orders.read:true",
+        "--expect",
+        "deny",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("DENY arn:aws:sts::111122223333:assumed-role/frontend/envoy GET /app2/admin/users on app2: service policy, statement NeverAdminPaths denies"),
+        "{out}"
+    );
+}
+
+#[test]
+fn principals_paths_and_methods_are_validated() {
+    for (args, expected) in [
+        (
+            vec!["--principal", "frontend"],
+            "error: --principal `frontend` is not an assumed-role session ARN (arn:aws:sts::<account>:assumed-role/<role>/<session>) or an IAM user ARN (arn:aws:iam::<account>:user/<name>)\n",
+        ),
+        (
+            vec!["--principal", "arn:aws:iam::111122223333:role/frontend"],
+            "error: --principal `arn:aws:iam::111122223333:role/frontend` is not an assumed-role session ARN (arn:aws:sts::<account>:assumed-role/<role>/<session>) or an IAM user ARN (arn:aws:iam::<account>:user/<name>)\n",
+        ),
+        (
+            vec!["--principal", CALLER, "--role-arn", "arn:aws:iam::111122223333:role/team/backend"],
+            "error: --principal role_arn `arn:aws:iam::111122223333:role/team/backend` is not role `frontend` of account 111122223333 (arn:aws:iam::111122223333:role/<path/>frontend)\n",
+        ),
+        (
+            vec!["--path", "app1/x"],
+            "error: --path: the path `app1/x` does not start with `/`\n",
+        ),
+        (
+            vec!["--path", "/app1%2Fx"],
+            "error: --path: the path encodes a slash or a backslash, which targets read differently\n",
+        ),
+        (
+            vec!["--method", "get"],
+            "error: --method `get` is not an HTTP method (GET, POST, ...)\n",
+        ),
+    ] {
+        let mut all = vec!["--service", "app1"];
+        all.extend(args.iter().copied());
+        let (code, out) = check(&all);
+        assert_eq!((code, out.as_str()), (2, expected), "{args:?}");
+    }
+    // With --role-arn the session belongs to `team/frontend`, another role
+    // than the `role/frontend` app1's policy names.
+    let (code, out) = check(&[
+        "--service",
+        "app1",
+        "--principal",
+        CALLER,
+        "--role-arn",
+        "arn:aws:iam::111122223333:role/team/frontend",
+        "--path",
+        "/app1/x",
+        "--header",
+        "x-jwt-scope-test.all: true",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("because no service-based policy allows"), "{out}");
+}

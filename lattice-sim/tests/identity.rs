@@ -222,7 +222,8 @@ fn an_identity_policy_has_no_principal() {
         s
     };
     let with_principal = json!({"Statement": [statement(json!({})), statement(json!({"Principal": "*"}))]});
-    let with_not_principal = json!({"Statement": [statement(json!({"NotPrincipal": {"AWS": ACCOUNT}}))]});
+    let with_not_principal =
+        json!({"Statement": [statement(json!({"Effect": "Deny", "NotPrincipal": {"AWS": ACCOUNT}}))]});
     assert_eq!(
         Policy::from_value(&with_principal, PolicyKind::Identity),
         Err(PolicyError("Statement[1]: an identity-based policy cannot have Principal (it applies to the user or role it is attached to)".into()))

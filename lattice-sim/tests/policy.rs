@@ -13,20 +13,14 @@ const ACCOUNT: &str = "111122223333";
 
 fn frontend() -> Caller {
     Caller {
-        arn: format!("arn:aws:sts::{ACCOUNT}:assumed-role/frontend/envoy-1"),
         org_id: Some("o-exampleorg".into()),
         tags: [("team".to_string(), "web".to_string())].into_iter().collect(),
-        identity_policy: None,
+        ..Caller::new(&format!("arn:aws:sts::{ACCOUNT}:assumed-role/frontend/envoy-1"), None).unwrap()
     }
 }
 
 fn other() -> Caller {
-    Caller {
-        arn: "arn:aws:sts::444455556666:assumed-role/intruder/x".into(),
-        org_id: None,
-        tags: Default::default(),
-        identity_policy: None,
-    }
+    Caller::new("arn:aws:sts::444455556666:assumed-role/intruder/x", None).unwrap()
 }
 
 /// A network (auth type given) and one service `app` whose policy is one
@@ -454,11 +448,24 @@ fn principals_actions_and_resources() {
             true,
         ),
         (
-            "role with a path",
+            "a role with a path names the sessions of the role with that path",
+            json!({"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:role/teams/web/frontend")}, "Action": "vpc-lattice-svcs:Invoke", "Resource": "*"}),
+            Some(
+                Caller::new(
+                    &frontend().arn,
+                    Some(&format!("arn:aws:iam::{ACCOUNT}:role/teams/web/frontend")),
+                )
+                .unwrap(),
+            ),
+            "/",
+            true,
+        ),
+        (
+            "the same role name under another path is another role",
             json!({"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:role/teams/web/frontend")}, "Action": "vpc-lattice-svcs:Invoke", "Resource": "*"}),
             Some(frontend()),
             "/",
-            true,
+            false,
         ),
         (
             "another role",
@@ -508,20 +515,6 @@ fn principals_actions_and_resources() {
             None,
             "/",
             true,
-        ),
-        (
-            "NotPrincipal",
-            json!({"Effect": "Allow", "NotPrincipal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": "vpc-lattice-svcs:Invoke", "Resource": "*"}),
-            Some(frontend()),
-            "/",
-            true,
-        ),
-        (
-            "NotPrincipal excludes",
-            json!({"Effect": "Allow", "NotPrincipal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": "vpc-lattice-svcs:Invoke", "Resource": "*"}),
-            Some(other()),
-            "/",
-            false,
         ),
         (
             "Action wildcard",

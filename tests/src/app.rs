@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use lattice_sim::serve::{Background, Peer};
+use lattice_sim::http_server::{Background, Peer};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -70,10 +70,11 @@ impl App {
             sidecar: sidecar_cell.clone(),
             domain: domain.to_string(),
         });
-        let server = lattice_sim::serve::spawn("127.0.0.1:0", None, 1, move |_: Peer, request: Request<Incoming>| {
-            let app = app.clone();
-            async move { app.answer(request).await }
-        })?;
+        let server =
+            lattice_sim::http_server::spawn("127.0.0.1:0", None, 1, move |_: Peer, request: Request<Incoming>| {
+                let app = app.clone();
+                async move { app.answer(request).await }
+            })?;
         Ok(App {
             addr: server.addr,
             sidecar: sidecar_cell,

@@ -155,7 +155,7 @@ pub struct Deployment {
     pub frontend: Envoy,
     pub sidecars: Vec<(String, Envoy)>,
     pub apps: Vec<(String, App)>,
-    pub sim: lattice_sim::server::Running,
+    pub sim: lattice_sim::front::Running,
     pub idp: DevIdp,
     pub system: System,
     pub keys: Vec<RoleKey>,
@@ -243,6 +243,8 @@ pub fn lattice_sim_config(
                 "secret_access_key": k.credentials.secret_access_key,
                 "session_token": k.credentials.session_token,
                 "principal": k.session_arn,
+                // The session ARN does not carry the role's path; its ARN does.
+                "role_arn": k.role.arn,
             });
             // Every role has identity policies in AWS; one for which envoy-gen
             // wrote none may invoke no Lattice service.
@@ -357,7 +359,7 @@ impl Deployment {
         let sink = sim_log.clone();
         let sim = step(
             "lattice-sim",
-            lattice_sim::server::start_with_log(
+            lattice_sim::front::start_with_log(
                 config,
                 "127.0.0.1:0",
                 Arc::new(move |line: &str| {

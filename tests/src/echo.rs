@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use lattice_sim::serve::{Background, Peer};
+use lattice_sim::http_server::{Background, Peer};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,10 +22,11 @@ impl EchoServer {
     pub fn start() -> Result<EchoServer, String> {
         let served = Arc::new(AtomicUsize::new(0));
         let counter = served.clone();
-        let server = lattice_sim::serve::spawn("127.0.0.1:0", None, 1, move |_: Peer, request: Request<Incoming>| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            echo(request)
-        })?;
+        let server =
+            lattice_sim::http_server::spawn("127.0.0.1:0", None, 1, move |_: Peer, request: Request<Incoming>| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                echo(request)
+            })?;
         Ok(EchoServer {
             addr: server.addr,
             served,

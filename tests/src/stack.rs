@@ -46,14 +46,14 @@ pub fn with_issuer(mut overrides: Overrides, url: &str, jwks_uri: &str, audience
 pub struct System {
     // Field order is drop order.
     pub envoy: Envoy,
-    pub sim: lattice_sim::server::Running,
+    pub sim: lattice_sim::front::Running,
     pub idp: TlsIdp,
     _dir: tempfile::TempDir,
 }
 
 impl System {
     pub fn start(
-        sim: lattice_sim::server::Running,
+        sim: lattice_sim::front::Running,
         domain: &str,
         region: &str,
         audience: &str,

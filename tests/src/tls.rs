@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::Response;
-use lattice_sim::serve::{Background, Peer};
+use lattice_sim::http_server::{Background, Peer};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -116,8 +116,8 @@ impl TlsServer {
 
     /// `start` on a given address (`ADDR:PORT`; port 0 picks one).
     pub fn start_on(listen: &str, leaf: &Leaf, handler: Handler) -> Result<TlsServer, String> {
-        let tls = lattice_sim::serve::tls_config(&leaf.cert_pem, &leaf.key_pem)?;
-        let server = lattice_sim::serve::spawn(
+        let tls = lattice_sim::http_server::tls_config(&leaf.cert_pem, &leaf.key_pem)?;
+        let server = lattice_sim::http_server::spawn(
             listen,
             Some(tls),
             1,

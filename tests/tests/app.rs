@@ -8,7 +8,7 @@ use e2e::http::Request;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::Response;
-use lattice_sim::serve::Peer;
+use lattice_sim::http_server::Peer;
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
@@ -106,7 +106,7 @@ fn calls_through_the_sidecar_with_the_target_host_and_identity_headers_only() {
 #[test]
 fn a_refusal_comes_back_unchanged() {
     let refusal = "AccessDeniedException: User: arn:aws:sts::111122223333:assumed-role/app2/x is not authorized\n";
-    let sidecar = lattice_sim::serve::spawn(
+    let sidecar = lattice_sim::http_server::spawn(
         "127.0.0.1:0",
         None,
         1,

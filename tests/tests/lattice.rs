@@ -57,7 +57,7 @@ struct System {
 impl System {
     fn start(credentials: &AwsCredentials) -> System {
         let target = EchoServer::start().unwrap();
-        let sim = lattice_sim::server::start(sim_config(target.addr.port()), "127.0.0.1:0").unwrap();
+        let sim = lattice_sim::front::start(sim_config(target.addr.port()), "127.0.0.1:0").unwrap();
         let system = e2e::stack::System::start(sim, DOMAIN, REGION, "lattice-demo", credentials)
             .unwrap_or_else(|e| panic!("{e}"));
         System { system, target }

@@ -74,7 +74,7 @@ fn signed(request: Request, host: &str, secret: &str) -> Request {
 #[test]
 fn forwards_with_lattice_headers_and_drops_forged_ones() {
     let target = EchoServer::start().unwrap();
-    let sim = lattice_sim::server::start(
+    let sim = lattice_sim::front::start(
         config(&format!("http://127.0.0.1:{}", target.addr.port()), json!({})),
         "127.0.0.1:0",
     )
@@ -109,7 +109,7 @@ fn forwards_with_lattice_headers_and_drops_forged_ones() {
 #[test]
 fn signatures_and_policies_at_the_door() {
     let target = EchoServer::start().unwrap();
-    let sim = lattice_sim::server::start(
+    let sim = lattice_sim::front::start(
         config(&format!("http://127.0.0.1:{}", target.addr.port()), json!({})),
         "127.0.0.1:0",
     )
@@ -177,7 +177,7 @@ fn signatures_and_policies_at_the_door() {
 #[test]
 fn host_must_match_sni_and_unknown_hosts_are_not_found() {
     let target = EchoServer::start().unwrap();
-    let sim = lattice_sim::server::start(
+    let sim = lattice_sim::front::start(
         config(&format!("http://127.0.0.1:{}", target.addr.port()), json!({})),
         "127.0.0.1:0",
     )
@@ -195,13 +195,13 @@ fn targets_down_or_too_slow_are_502_and_504() {
     // Nothing listens on a port we bound and released.
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let sim =
-        lattice_sim::server::start(config(&format!("http://127.0.0.1:{closed}"), json!({})), "127.0.0.1:0").unwrap();
+        lattice_sim::front::start(config(&format!("http://127.0.0.1:{closed}"), json!({})), "127.0.0.1:0").unwrap();
     let response = send(sim.addr, "open.lattice.test", &sim.ca_pem, &Request::get("/")).unwrap();
     assert_eq!(response.status, 502, "{}", response.text());
 
     // A target that accepts and never answers.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let sim = lattice_sim::server::start(
+    let sim = lattice_sim::front::start(
         config(&format!("http://{}", silent.local_addr().unwrap()), json!({})),
         "127.0.0.1:0",
     )
@@ -222,8 +222,129 @@ fn a_ca_the_user_gives_signs_the_certificate() {
         &format!("http://127.0.0.1:{}", target.addr.port()),
         json!({"tls": {"ca_cert": dir.path().join("ca.pem"), "ca_key": dir.path().join("ca.key")}}),
     );
-    let sim = lattice_sim::server::start(cfg, "127.0.0.1:0").unwrap();
+    let sim = lattice_sim::front::start(cfg, "127.0.0.1:0").unwrap();
     assert_eq!(sim.ca_pem, ca.pem);
     let response = send(sim.addr, "open.lattice.test", &ca.pem, &Request::get("/")).unwrap();
     assert_eq!(response.status, 200, "{}", response.text());
+}
+
+/// "VPC Lattice attempts to authenticate any request that is signed with
+/// SIGv4 or SIGv4A. The request fails without authentication."
+/// (<https://docs.aws.amazon.com/vpc-lattice/latest/ug/sigv4-authenticated-requests.html>):
+/// with auth type NONE on the network and the service, a bad signature is
+/// still refused, never passed on as anonymous; what lattice-sim cannot
+/// verify (SigV4A, presigned queries) is refused too. An application's own
+/// `Authorization: Bearer` is not a SigV4 signature and passes.
+#[test]
+fn a_signed_request_is_authenticated_even_where_auth_type_is_none() {
+    let target = EchoServer::start().unwrap();
+    let sim = lattice_sim::front::start(
+        config(&format!("http://127.0.0.1:{}", target.addr.port()), json!({})),
+        "127.0.0.1:0",
+    )
+    .unwrap();
+    let host = "open.lattice.test";
+    let refused = [
+        (
+            "a wrong secret",
+            signed(Request::get("/x"), host, "not-the-secret"),
+            "InvalidSignatureException",
+        ),
+        (
+            "SigV4A",
+            Request::get("/x").header(
+                "authorization",
+                "AWS4-ECDSA-P256-SHA256 Credential=ASIADIRECTTEST000001/20250101/vpc-lattice-svcs/aws4_request, SignedHeaders=host, Signature=00",
+            ),
+            "IncompleteSignatureException",
+        ),
+        (
+            "a presigned query",
+            Request::get("/x?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00"),
+            "IncompleteSignatureException",
+        ),
+    ];
+    for (what, request, error) in refused {
+        let response = send(sim.addr, host, &sim.ca_pem, &request).unwrap();
+        assert_eq!(response.status, 403, "{what}: {}", response.text());
+        assert_eq!(response.header("x-amzn-errortype"), Some(error), "{what}");
+    }
+    assert_eq!(target.requests_served(), 0, "no refused request reached the target");
+
+    let good = send(sim.addr, host, &sim.ca_pem, &signed(Request::get("/x"), host, SECRET)).unwrap();
+    assert_eq!(good.status, 200, "{}", good.text());
+    assert!(echoed_headers(&good.json()).contains(&(
+        "x-amzn-lattice-identity".into(),
+        format!("Principal=arn:aws:sts::{ACCOUNT}:assumed-role/frontend/direct; SessionName=direct; Type=AWS_IAM")
+    )));
+    let bearer = send(
+        sim.addr,
+        host,
+        &sim.ca_pem,
+        &Request::get("/x").header("authorization", "Bearer app-token"),
+    )
+    .unwrap();
+    assert_eq!(bearer.status, 200, "{}", bearer.text());
+    assert!(echoed_headers(&bearer.json()).contains(&("x-amzn-lattice-identity".into(), "Type=Anonymous".into())));
+
+    // Where IAM applies, anything in Authorization that is not SigV4 is refused.
+    let response = send(
+        sim.addr,
+        "iam.lattice.test",
+        &sim.ca_pem,
+        &Request::get("/x").header("authorization", "Bearer app-token"),
+    )
+    .unwrap();
+    assert_eq!(response.status, 403, "{}", response.text());
+    assert_eq!(target.requests_served(), 2);
+}
+
+/// A `RequestPath` Deny cannot be walked around with dot segments, repeated
+/// slashes or encoded letters: the policy sees the normalised path, and the
+/// target receives that same path. Encoded slashes are refused.
+#[test]
+fn the_target_receives_the_path_the_policy_saw() {
+    let target = EchoServer::start().unwrap();
+    let policy = json!({"Statement": [
+        {"Sid": "Frontend", "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:role/frontend")},
+         "Action": "vpc-lattice-svcs:Invoke", "Resource": "*"},
+        {"Sid": "NoAdmin", "Effect": "Deny", "Principal": "*", "Action": "vpc-lattice-svcs:Invoke", "Resource": "*",
+         "Condition": {"StringLike": {"vpc-lattice-svcs:RequestPath": "/admin*"}}},
+    ]});
+    let mut cfg = config(&format!("http://127.0.0.1:{}", target.addr.port()), json!({}));
+    cfg.services[1].policy =
+        Some(lattice_sim::policy::Policy::from_value(&policy, lattice_sim::policy::PolicyKind::Resource).unwrap());
+    let sim = lattice_sim::front::start(cfg, "127.0.0.1:0").unwrap();
+    let host = "iam.lattice.test";
+    for path in [
+        "/admin",
+        "//admin",
+        "/x/../admin",
+        "/./admin/users",
+        "/x/%2e%2e/admin",
+        "/%61dmin",
+    ] {
+        let response = send(sim.addr, host, &sim.ca_pem, &signed(Request::get(path), host, SECRET)).unwrap();
+        assert_eq!(response.status, 403, "{path}: {}", response.text());
+        assert!(
+            response
+                .text()
+                .contains("with an explicit deny in a service-based policy"),
+            "{path}"
+        );
+    }
+    for path in ["/x%2Fadmin", "/x%5cadmin"] {
+        let response = send(sim.addr, host, &sim.ca_pem, &signed(Request::get(path), host, SECRET)).unwrap();
+        assert_eq!(response.status, 400, "{path}: {}", response.text());
+    }
+    assert_eq!(target.requests_served(), 0);
+    let response = send(
+        sim.addr,
+        host,
+        &sim.ca_pem,
+        &signed(Request::get("/a/./b//c/../d?x=1"), host, SECRET),
+    )
+    .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json()["path"], "/a/b/d?x=1");
 }

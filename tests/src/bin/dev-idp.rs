@@ -278,7 +278,7 @@ fn serve(
     let issuer = issuer.unwrap_or(settings.issuer);
     let issuer_port = url_port(&issuer);
     let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], issuer_port.unwrap_or(DEFAULT_PORT))));
-    lattice_sim::serve::tls_config(&leaf.cert_pem, &leaf.key_pem).map_err(|e| {
+    lattice_sim::http_server::tls_config(&leaf.cert_pem, &leaf.key_pem).map_err(|e| {
         let (cert, key) = (dir.join(TLS_CERT), dir.join(TLS_KEY));
         format!("{} with {}: {e}", cert.display(), key.display())
     })?;

@@ -1,7 +1,7 @@
-//! Serving HTTP/1.1 and HTTP/2 (TLS or plain) on a background thread with
-//! its own tokio runtime, stopped when the handle is dropped. The simulator
-//! uses it, and so do the integration tests' fake IdP, upstreams and echo
-//! servers.
+//! A generic HTTP/1.1 and HTTP/2 server (TLS or plain) on a background
+//! thread with its own tokio runtime, stopped when the handle is dropped.
+//! Lattice's front ([`crate::front`]) runs on it, and so do the integration
+//! tests' fake IdP, upstreams and echo servers.
 
 use bytes::Bytes;
 use http_body_util::Full;

@@ -1,16 +1,19 @@
-//! The HTTPS front of the simulator: one loopback port for every service,
-//! chosen by SNI (and checked against Host); SigV4, both auth policies and
-//! the caller's identity policy, then forwarding to the service's target
-//! with the headers Lattice adds. Each access-log line names the policy
-//! (`network`, `service` or `identity`) and statement that decided.
+//! Lattice's front: one loopback HTTPS port for every service. Each request
+//! goes through three steps ([`handle`]): choose the service (SNI, checked
+//! against Host), admit the caller (SigV4, then the network, service and
+//! identity policies on the normalised path), forward to the service's
+//! target with the headers Lattice adds. Each access-log line names the
+//! policy (`network`, `service` or `identity`) and statement that decided.
+//! The generic HTTPS serving underneath is [`crate::http_server`].
 
-use crate::config::{AuthType, Config, Service};
-use crate::lattice::{self, RequestInfo, Verdict, LATTICE_HEADERS};
+use crate::config::{Config, Service};
+use crate::http_server::{Background, Peer};
+use crate::lattice::{self, BadPath, RequestInfo, Verdict, LATTICE_HEADERS};
 use crate::policy::Caller;
-use crate::serve::{Background, Peer};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -66,7 +69,7 @@ impl Certificates {
     }
 
     fn server_config(&self) -> Result<rustls::ServerConfig, String> {
-        crate::serve::tls_config(&self.cert_pem, &self.key_pem)
+        crate::http_server::tls_config(&self.cert_pem, &self.key_pem)
     }
 }
 
@@ -119,7 +122,7 @@ pub fn start_with_log(config: Config, listen: &str, log: LogSink) -> Result<Runn
         client: Client::builder(TokioExecutor::new()).build_http(),
         port: port.clone(),
     });
-    let server = crate::serve::spawn(listen, Some(certs.server_config()?), 2, move |peer: Peer, request| {
+    let server = crate::http_server::spawn(listen, Some(certs.server_config()?), 2, move |peer: Peer, request| {
         let shared = shared.clone();
         async move { handle(&shared, peer.sni.as_deref(), peer.addr, request).await }
     })?;
@@ -131,12 +134,20 @@ pub fn start_with_log(config: Config, listen: &str, log: LogSink) -> Result<Runn
     })
 }
 
-fn reply(status: StatusCode, error_type: Option<&str>, body: String) -> Response<Full<Bytes>> {
-    let mut builder = Response::builder().status(status).header("content-type", "text/plain");
+/// A response built without any fallible step, so that no error while
+/// building a refusal can ever turn into a default (200) response.
+fn reply(status: StatusCode, error_type: Option<&'static str>, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     if let Some(kind) = error_type {
-        builder = builder.header("x-amzn-errortype", kind);
+        headers.insert(
+            HeaderName::from_static("x-amzn-errortype"),
+            HeaderValue::from_static(kind),
+        );
     }
-    builder.body(Full::new(Bytes::from(body))).unwrap_or_default()
+    response
 }
 
 /// The request an access-log line is about.
@@ -149,15 +160,15 @@ struct Access<'a> {
 impl Access<'_> {
     /// Logs a request that failed after it was allowed, and answers `status`
     /// with `why` as the body.
-    fn fail(
-        &self,
-        service: &Service,
-        caller: Option<&Caller>,
-        verdict: &Verdict,
-        status: StatusCode,
-        why: &str,
-    ) -> Response<Full<Bytes>> {
-        self.log(Some(service), caller, status.as_u16(), "error", Some(verdict), why);
+    fn fail(&self, service: &Service, admitted: &Admitted, status: StatusCode, why: &str) -> Response<Full<Bytes>> {
+        self.log(
+            Some(service),
+            admitted.caller.as_ref(),
+            status.as_u16(),
+            "error",
+            Some(&admitted.verdict),
+            why,
+        );
         reply(status, None, format!("{why}\n"))
     }
 
@@ -187,40 +198,70 @@ impl Access<'_> {
     }
 }
 
+/// The answer to a request a step refused (boxed: a response is large).
+type Refusal = Box<Response<Full<Bytes>>>;
+
+/// A request Lattice let in: who, why, and the path it goes on with.
+struct Admitted {
+    caller: Option<Caller>,
+    verdict: Verdict,
+    /// The normalised path the policies saw and the target receives.
+    path: String,
+}
+
+/// Lattice's front, in three steps: which service, may this caller invoke
+/// it, forward.
 async fn handle(
     shared: &Shared,
     sni: Option<&str>,
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let config = &shared.config;
     let (parts, body) = request.into_parts();
     let method = parts.method.to_string();
-    let path = parts.uri.path().to_string();
-    let query = parts.uri.query().unwrap_or("").to_string();
+    let raw_path = parts.uri.path().to_string();
     let access = Access {
         sink: &shared.log,
         method: &method,
-        path: &path,
+        path: &raw_path,
     };
+    let service = match choose_service(&shared.config, sni, &parts, &access) {
+        Ok(service) => service,
+        Err(refusal) => return *refusal,
+    };
+    let admitted = match admit(shared, service, &parts, &access) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return *refusal,
+    };
+    forward(shared, service, &admitted, parts, body, peer, &access).await
+}
+
+/// Step 1: the service is the one the TLS server name (SNI) names, and the
+/// Host header must name the same one (421 otherwise); without SNI, Host
+/// alone. No such service: 404.
+fn choose_service<'c>(
+    config: &'c Config,
+    sni: Option<&str>,
+    parts: &hyper::http::request::Parts,
+    access: &Access<'_>,
+) -> Result<&'c Service, Refusal> {
     let host_header = parts
         .headers
         .get("host")
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .or_else(|| parts.uri.authority().map(|a| a.to_string()));
-
     let service = match (sni, host_header.as_deref()) {
         (Some(sni), host) => {
             let service = config.service_by_host(sni);
             if let (Some(s), Some(host)) = (service, host) {
                 if config.service_by_host(host).map(|h| h.name.as_str()) != Some(s.name.as_str()) {
                     access.log(Some(s), None, 421, "error", None, "Host does not match SNI");
-                    return reply(
+                    return Err(Box::new(reply(
                         StatusCode::MISDIRECTED_REQUEST,
                         None,
                         format!("Host `{host}` does not match the TLS server name `{sni}`\n"),
-                    );
+                    )));
                 }
             }
             service
@@ -228,69 +269,105 @@ async fn handle(
         (None, Some(host)) => config.service_by_host(host),
         (None, None) => None,
     };
-    let Some(service) = service else {
+    service.ok_or_else(|| {
         access.log(None, None, 404, "error", None, "no such service");
-        return reply(
+        Box::new(reply(
             StatusCode::NOT_FOUND,
             Some("NotFoundException"),
             "NotFoundException: no service answers to this host name\n".into(),
-        );
-    };
+        ))
+    })
+}
 
+/// Step 2: authenticate (SigV4, see [`lattice::authenticate`]) and
+/// authorise (network, service and identity policies) against the
+/// normalised path (see [`lattice::request_path`]). Every refusal is a
+/// 4xx; nothing here can fall through to an allow.
+fn admit(
+    shared: &Shared,
+    service: &Service,
+    parts: &hyper::http::request::Parts,
+    access: &Access<'_>,
+) -> Result<Admitted, Refusal> {
+    let config = &shared.config;
     let headers: Vec<(String, Vec<u8>)> = parts
         .headers
         .iter()
         .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
         .collect();
-    let info = RequestInfo {
-        method: &method,
-        path: &path,
-        query: &query,
+    let raw_path = parts.uri.path();
+    let query = parts.uri.query().unwrap_or("");
+    // The signature covers the path as the client sent it.
+    let signed = RequestInfo {
+        method: access.method,
+        path: raw_path,
+        query,
         headers: &headers,
         port: shared.port(),
     };
-    let needs_auth = config.network.auth_type == AuthType::AwsIam || service.auth_type == AuthType::AwsIam;
-    let caller = if needs_auth {
-        match lattice::authenticate(config, &info, time::OffsetDateTime::now_utc()) {
-            Ok(caller) => caller,
-            Err(rejection) => {
-                access.log(Some(service), None, 403, "deny", None, rejection.code());
-                return reply(
-                    StatusCode::FORBIDDEN,
-                    Some(rejection.code()),
-                    format!("{}: {rejection}\n", rejection.code()),
-                );
-            }
+    let caller = match lattice::authenticate(config, service, &signed, time::OffsetDateTime::now_utc()) {
+        Ok(caller) => caller,
+        Err(rejection) => {
+            access.log(Some(service), None, 403, "deny", None, rejection.code());
+            return Err(Box::new(reply(
+                StatusCode::FORBIDDEN,
+                Some(rejection.code()),
+                format!("{}: {rejection}\n", rejection.code()),
+            )));
         }
-    } else {
-        None
     };
-    let verdict = lattice::authorize(config, service, caller.as_ref(), &info);
+    let path = match lattice::request_path(raw_path) {
+        Ok(path) => path,
+        Err(BadPath(why)) => {
+            access.log(Some(service), caller.as_ref(), 400, "error", None, &why);
+            return Err(Box::new(reply(
+                StatusCode::BAD_REQUEST,
+                Some("ValidationException"),
+                format!("ValidationException: {why}\n"),
+            )));
+        }
+    };
+    let verdict = lattice::authorize(config, service, caller.as_ref(), &RequestInfo { path: &path, ..signed });
     if !verdict.allowed {
         access.log(Some(service), caller.as_ref(), 403, "deny", Some(&verdict), "policy");
-        return reply(
+        return Err(Box::new(reply(
             StatusCode::FORBIDDEN,
             Some("AccessDeniedException"),
             format!("{}\n", verdict.message),
-        );
+        )));
     }
+    Ok(Admitted { caller, verdict, path })
+}
 
+/// Step 3: forward to the service's target with the normalised path and
+/// the headers Lattice adds (client copies of them, `x-forwarded-*` and
+/// hop-by-hop headers removed); 413, 502 or 504 when that fails.
+async fn forward(
+    shared: &Shared,
+    service: &Service,
+    admitted: &Admitted,
+    parts: hyper::http::request::Parts,
+    body: Incoming,
+    peer: SocketAddr,
+    access: &Access<'_>,
+) -> Response<Full<Bytes>> {
+    let config = &shared.config;
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
             return access.fail(
                 service,
-                caller.as_ref(),
-                &verdict,
+                admitted,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request body too large",
-            );
+            )
         }
     };
+    let query = parts.uri.query().unwrap_or("");
     let target = format!(
         "{}{}{}{}",
         service.target,
-        path,
+        admitted.path,
         if query.is_empty() { "" } else { "?" },
         query
     );
@@ -306,7 +383,7 @@ async fn handle(
         }
         upstream = upstream.header(name, value);
     }
-    for (name, value) in lattice::lattice_headers(config, service, caller.as_ref()) {
+    for (name, value) in lattice::lattice_headers(config, service, admitted.caller.as_ref()) {
         upstream = upstream.header(name, value);
     }
     upstream = upstream
@@ -316,36 +393,32 @@ async fn handle(
     let Ok(upstream) = upstream.body(Full::new(body)) else {
         return access.fail(
             service,
-            caller.as_ref(),
-            &verdict,
+            admitted,
             StatusCode::BAD_GATEWAY,
             "request could not be forwarded",
         );
     };
-    match tokio::time::timeout(shared.config.upstream_timeout, shared.client.request(upstream)).await {
+    match tokio::time::timeout(config.upstream_timeout, shared.client.request(upstream)).await {
         Err(_) => access.fail(
             service,
-            caller.as_ref(),
-            &verdict,
+            admitted,
             StatusCode::GATEWAY_TIMEOUT,
             "the target did not answer in time",
         ),
         Ok(Err(_)) => access.fail(
             service,
-            caller.as_ref(),
-            &verdict,
+            admitted,
             StatusCode::BAD_GATEWAY,
             "the target could not be reached",
         ),
         Ok(Ok(response)) => {
             let (parts, body) = response.into_parts();
-            let body = match tokio::time::timeout(shared.config.upstream_timeout, body.collect()).await {
+            let body = match tokio::time::timeout(config.upstream_timeout, body.collect()).await {
                 Ok(Ok(b)) => b.to_bytes(),
                 _ => {
                     return access.fail(
                         service,
-                        caller.as_ref(),
-                        &verdict,
+                        admitted,
                         StatusCode::BAD_GATEWAY,
                         "the target's response broke off",
                     )
@@ -353,10 +426,10 @@ async fn handle(
             };
             access.log(
                 Some(service),
-                caller.as_ref(),
+                admitted.caller.as_ref(),
                 parts.status.as_u16(),
                 "allow",
-                Some(&verdict),
+                Some(&admitted.verdict),
                 "",
             );
             let mut response = Response::from_parts(parts, Full::new(body));
