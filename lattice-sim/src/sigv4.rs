@@ -9,6 +9,8 @@
 //! <https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html>
 //! are written here, and AWS's test suite checks them (tests/sigv4_suite.rs).
 
+use hmac::digest::generic_array::GenericArray;
+use hmac::digest::CtOutput;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -143,6 +145,71 @@ fn single_header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h
     header_values(headers, name).next()
 }
 
+/// The client's timestamp (`x-amz-date`), which the string to sign carries.
+fn amz_date(headers: &[(String, Vec<u8>)]) -> Result<&str, Rejection> {
+    single_header(headers, "x-amz-date")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .ok_or_else(|| {
+            Rejection::Incomplete(
+                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into(),
+            )
+        })
+}
+
+/// The last line of the canonical request: `x-amz-content-sha256` as sent
+/// (a hash, or `UNSIGNED-PAYLOAD`), else the body's hash, else the hash of
+/// an empty body.
+fn payload_hash(request: &Request<'_>) -> Result<String, Rejection> {
+    match single_header(request.headers, "x-amz-content-sha256") {
+        Some(value) => std::str::from_utf8(value)
+            .map(str::to_string)
+            .map_err(|_| Rejection::Incomplete("x-amz-content-sha256 is not valid text.".into())),
+        None => Ok(request
+            .body_sha256
+            .clone()
+            .unwrap_or_else(|| hex::encode(Sha256::digest(b"")))),
+    }
+}
+
+/// The credential scope a signature is bound to.
+struct Scope<'a> {
+    /// YYYYMMDD.
+    date: &'a str,
+    region: &'a str,
+    service: &'a str,
+}
+
+impl fmt::Display for Scope<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}/aws4_request", self.date, self.region, self.service)
+    }
+}
+
+/// The signature of `request` over `signed_headers`, at `amz_date` within
+/// `scope`: the one computation both the signer and the verifier make. The
+/// result compares in constant time (`CtOutput`'s `==`), which is how the
+/// verifier must compare it.
+fn signature(
+    request: &Request<'_>,
+    signed_headers: &[String],
+    amz_date: &str,
+    scope: &Scope<'_>,
+    secret_access_key: &str,
+    normalize: bool,
+) -> Result<CtOutput<HmacSha256>, Rejection> {
+    let canonical = canonical_request(request, signed_headers, &payload_hash(request)?, normalize)?;
+    let string_to_sign = format!(
+        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    );
+    let key = signing_key(secret_access_key, scope.date, scope.region, scope.service);
+    // HMAC takes keys of any length, so this does not fail; if it ever did,
+    // no signature would match (closed).
+    let mut mac = HmacSha256::new_from_slice(&key).map_err(|_| Rejection::SignatureMismatch)?;
+    mac.update(string_to_sign.as_bytes());
+    Ok(mac.finalize())
+}
+
 /// Parses the Authorization header value.
 pub fn parse_authorization(value: &str) -> Result<Authorization, Rejection> {
     let rest = value
@@ -222,13 +289,7 @@ pub fn verify(
         .map_err(|_| Rejection::Incomplete("Authorization header is not valid text.".into()))?;
     let auth = parse_authorization(authorization)?;
 
-    let amz_date = single_header(request.headers, "x-amz-date")
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .ok_or_else(|| {
-            Rejection::Incomplete(
-                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into(),
-            )
-        })?;
+    let amz_date = amz_date(request.headers)?;
     let signed_at = PrimitiveDateTime::parse(
         amz_date,
         format_description!("[year][month][day]T[hour][minute][second]Z"),
@@ -274,6 +335,10 @@ pub fn verify(
     }
 
     let secret = secret_for(&auth.access_key_id).ok_or(Rejection::UnknownAccessKey)?;
+    // A session token must be among the signed headers. Some AWS services
+    // accept one added after signing (AWS's test case
+    // `post-sts-header-after`); Lattice's documentation does not say it
+    // does, so this stand-in refuses what Lattice may refuse.
     let token = single_header(request.headers, "x-amz-security-token");
     match (&secret.session_token, token) {
         (None, None) => {}
@@ -285,25 +350,25 @@ pub fn verify(
         _ => return Err(Rejection::BadSessionToken),
     }
 
-    let payload_hash = match content_sha {
-        Some(v) => String::from_utf8_lossy(v).into_owned(),
-        None => request
-            .body_sha256
-            .clone()
-            .unwrap_or_else(|| hex::encode(Sha256::digest(b""))),
+    let scope = Scope {
+        date: &auth.date,
+        region: &auth.region,
+        service: &auth.service,
     };
-    let canonical = canonical_request(request, &auth.signed_headers, &payload_hash, expect.normalize_path)?;
-    let scope = format!("{}/{}/{}/aws4_request", auth.date, auth.region, auth.service);
-    let string_to_sign = format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        hex::encode(Sha256::digest(canonical.as_bytes()))
-    );
-    let key = signing_key(&secret.secret_access_key, &auth.date, &auth.region, &auth.service);
-    let mut mac = HmacSha256::new_from_slice(&key).map_err(|_| Rejection::SignatureMismatch)?;
-    mac.update(string_to_sign.as_bytes());
-    // Constant-time comparison.
-    mac.verify_slice(&auth.signature)
-        .map_err(|_| Rejection::SignatureMismatch)?;
+    let expected = signature(
+        request,
+        &auth.signed_headers,
+        amz_date,
+        &scope,
+        &secret.secret_access_key,
+        expect.normalize_path,
+    )?;
+    let presented = GenericArray::from_exact_iter(auth.signature.iter().copied()).map(CtOutput::<HmacSha256>::new);
+    match presented {
+        // `CtOutput`'s `==` runs in constant time.
+        Some(presented) if presented == expected => {}
+        _ => return Err(Rejection::SignatureMismatch),
+    }
     Ok(Verified {
         access_key_id: auth.access_key_id,
     })
@@ -321,30 +386,17 @@ pub fn authorization_header(
     service: &str,
     normalize: bool,
 ) -> Result<String, Rejection> {
-    let amz_date = single_header(request.headers, "x-amz-date")
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .ok_or_else(|| Rejection::Incomplete("x-amz-date is required".into()))?;
-    let date = amz_date.get(..8).unwrap_or(amz_date);
-    let payload_hash = match single_header(request.headers, "x-amz-content-sha256") {
-        Some(v) => String::from_utf8_lossy(v).into_owned(),
-        None => request
-            .body_sha256
-            .clone()
-            .unwrap_or_else(|| hex::encode(Sha256::digest(b""))),
+    let amz_date = amz_date(request.headers)?;
+    let scope = Scope {
+        date: amz_date.get(..8).unwrap_or(amz_date),
+        region,
+        service,
     };
-    let canonical = canonical_request(request, signed_headers, &payload_hash, normalize)?;
-    let scope = format!("{date}/{region}/{service}/aws4_request");
-    let string_to_sign = format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        hex::encode(Sha256::digest(canonical.as_bytes()))
-    );
-    let signature = hex::encode(hmac(
-        &signing_key(secret_access_key, date, region, service),
-        string_to_sign.as_bytes(),
-    ));
+    let signature = signature(request, signed_headers, amz_date, &scope, secret_access_key, normalize)?;
     Ok(format!(
-        "{ALGORITHM} Credential={access_key_id}/{scope}, SignedHeaders={}, Signature={signature}",
-        signed_headers.join(";")
+        "{ALGORITHM} Credential={access_key_id}/{scope}, SignedHeaders={}, Signature={}",
+        signed_headers.join(";"),
+        hex::encode(signature.into_bytes())
     ))
 }
 
@@ -411,7 +463,7 @@ pub(crate) fn percent_decode(bytes: &[u8], plus_is_space: bool) -> Vec<u8> {
 }
 
 /// RFC 3986 5.2.4 dot-segment removal, plus collapsing repeated slashes.
-fn normalize_path(path: &[u8]) -> Vec<u8> {
+pub(crate) fn normalize_path(path: &[u8]) -> Vec<u8> {
     let trailing = path.ends_with(b"/") || path.ends_with(b"/.") || path.ends_with(b"/..");
     let mut segments: Vec<&[u8]> = Vec::new();
     for segment in path.split(|&b| b == b'/') {
@@ -432,6 +484,28 @@ fn normalize_path(path: &[u8]) -> Vec<u8> {
         out.push(b'/');
     }
     out
+}
+
+/// A header value as the canonical request carries it, by SigV4's
+/// "Trimall" rule (<https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html>,
+/// canonical headers: remove white space before and after the value and
+/// convert sequential spaces to a single space).
+///
+/// White space here is space, tab, CR and LF, so a value folded over
+/// several lines (RFC 9112 5.2 obs-fold: a line break followed by spaces or
+/// tabs) reads as the unfolded value the client signed: `value1\n  value2`
+/// is `value1 value2`. Counting a bare CR or LF as white space too means no
+/// header value can add a line of its own to the canonical request. A value
+/// that is not UTF-8 is refused rather than read lossily, since two
+/// different values must never canonicalise alike.
+fn canonical_header_value(name: &str, value: &[u8]) -> Result<String, Rejection> {
+    let text = std::str::from_utf8(value)
+        .map_err(|_| Rejection::Incomplete(format!("Signed header '{name}' is not valid UTF-8.")))?;
+    let words: Vec<&str> = text
+        .split([' ', '\t', '\r', '\n'])
+        .filter(|word| !word.is_empty())
+        .collect();
+    Ok(words.join(" "))
 }
 
 /// The canonical request (the text whose hash is signed).
@@ -470,13 +544,9 @@ pub fn canonical_request(
     out.push_str(&query.join("&"));
     out.push('\n');
     for name in signed_headers {
-        let values: Vec<String> = header_values(request.headers, name)
-            .map(|v| {
-                // Trim, and collapse runs of spaces to one.
-                let text = String::from_utf8_lossy(v);
-                text.split_whitespace().collect::<Vec<_>>().join(" ")
-            })
-            .collect();
+        let values = header_values(request.headers, name)
+            .map(|v| canonical_header_value(name, v))
+            .collect::<Result<Vec<_>, _>>()?;
         if values.is_empty() {
             return Err(Rejection::Incomplete(format!(
                 "SignedHeaders names '{name}', which the request does not have."
@@ -515,6 +585,36 @@ mod tests {
                 "{input}"
             );
         }
+    }
+
+    #[test]
+    fn canonical_header_values_unfold_trim_and_collapse_white_space() {
+        for (input, expected) in [
+            ("value1", "value1"),
+            ("  value1  ", "value1"),
+            ("\"a   b   c\"", "\"a b c\""),
+            ("value1\n  value2\n     value3", "value1 value2 value3"),
+            ("value1\r\n\tvalue2", "value1 value2"),
+            ("a\t \tb", "a b"),
+            ("line\ninjected:1", "line injected:1"),
+            ("", ""),
+        ] {
+            assert_eq!(
+                canonical_header_value("my-header1", input.as_bytes()).unwrap(),
+                expected,
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_header_value_that_is_not_utf8_is_refused() {
+        assert_eq!(
+            canonical_header_value("my-header1", b"caf\xe9"),
+            Err(Rejection::Incomplete(
+                "Signed header 'my-header1' is not valid UTF-8.".into()
+            ))
+        );
     }
 
     #[test]
