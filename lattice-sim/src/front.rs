@@ -13,7 +13,7 @@ use crate::policy::Caller;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -236,7 +236,28 @@ async fn handle(
     forward(shared, service, &admitted, parts, body, peer, &access).await
 }
 
-/// Step 1: the service is the one the TLS server name (SNI) names, and the
+/// What makes a request ambiguous to the hops after this one, if anything:
+/// more than one `Host` (RFC 9112 3.2: "A server MUST respond with a 400 (Bad
+/// Request) status code to any HTTP/1.1 request message that lacks a Host
+/// header field and to any that contains more than one Host header field
+/// line or a Host header field with an invalid field value"), and a `Host`
+/// that is not text (it could not be checked against the TLS server name).
+/// `Content-Length` with `Transfer-Encoding` never gets here: the HTTP/1.1
+/// parser applies RFC 9112 6.3 (Transfer-Encoding wins, Content-Length is
+/// dropped, the connection is closed after the response), so nothing can be
+/// smuggled behind the body.
+fn malformed(parts: &hyper::http::request::Parts) -> Option<&'static str> {
+    let hosts: Vec<_> = parts.headers.get_all(HOST).iter().collect();
+    if hosts.len() > 1 {
+        return Some("more than one Host header");
+    }
+    if hosts.iter().any(|h| h.to_str().is_err()) {
+        return Some("the Host header is not text");
+    }
+    None
+}
+
+/// Step 1: a well-formed request (see [`malformed`]); the service is the one the TLS server name (SNI) names, and the
 /// Host header must name the same one (421 otherwise); without SNI, Host
 /// alone. No such service: 404.
 fn choose_service<'c>(
@@ -245,9 +266,17 @@ fn choose_service<'c>(
     parts: &hyper::http::request::Parts,
     access: &Access<'_>,
 ) -> Result<&'c Service, Refusal> {
+    if let Some(why) = malformed(parts) {
+        access.log(None, None, 400, "error", None, why);
+        return Err(Box::new(reply(
+            StatusCode::BAD_REQUEST,
+            Some("ValidationException"),
+            format!("ValidationException: {why}\n"),
+        )));
+    }
     let host_header = parts
         .headers
-        .get("host")
+        .get(HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .or_else(|| parts.uri.authority().map(|a| a.to_string()));

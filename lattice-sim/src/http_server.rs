@@ -7,12 +7,19 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// How long a client may take to finish the TLS handshake, and (HTTP/1.1)
+/// to send a request's headers: a slow or silent client is cut off instead
+/// of holding a connection open for ever.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
@@ -89,9 +96,8 @@ where
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let thread =
-        std::thread::spawn(move || {
-            runtime.block_on(async move {
+    let thread = std::thread::spawn(move || {
+        runtime.block_on(async move {
             let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
             loop {
                 tokio::select! {
@@ -103,7 +109,7 @@ where
                         tokio::spawn(async move {
                             match acceptor {
                                 Some(acceptor) => {
-                                    let Ok(stream) = acceptor.accept(tcp).await else { return };
+                                    let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else { return };
                                     let sni = stream.get_ref().1.server_name().map(str::to_ascii_lowercase);
                                     serve_connection(TokioIo::new(stream), Peer { addr, sni }, handler).await;
                                 }
@@ -114,7 +120,7 @@ where
                 }
             }
         });
-        });
+    });
     Ok(Background {
         addr,
         stop: Some(stop),
@@ -132,7 +138,11 @@ where
         let response = handler(peer.clone(), request);
         async move { Ok::<_, std::convert::Infallible>(response.await) }
     });
-    let _ = auto::Builder::new(TokioExecutor::new())
-        .serve_connection(io, service)
-        .await;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let _ = builder.serve_connection(io, service).await;
 }

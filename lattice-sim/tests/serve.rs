@@ -67,21 +67,32 @@ impl Sim {
 
     /// Sends `request` (raw HTTP/1.1) over TLS to `host`; the whole response.
     fn send(&self, host: &str, request: &str) -> String {
+        self.send_bytes(host, request.as_bytes())
+    }
+
+    /// The TLS client configuration trusting the simulator's CA.
+    fn tls(&self) -> Arc<rustls::ClientConfig> {
         use rustls::pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls::pki_types::CertificateDer::pem_file_iter(&self.ca).unwrap() {
             roots.add(cert.unwrap()).unwrap();
         }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+
+    /// Like `send`, with any bytes.
+    fn send_bytes(&self, host: &str, request: &[u8]) -> String {
         let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
-        let connection = rustls::ClientConnection::new(Arc::new(tls), name).unwrap();
+        let connection = rustls::ClientConnection::new(self.tls(), name).unwrap();
         let tcp = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         let mut stream = rustls::StreamOwned::new(connection, tcp);
-        stream.write_all(request.as_bytes()).unwrap();
+        stream.write_all(request).unwrap();
         let mut response = Vec::new();
         let _ = stream.read_to_end(&mut response);
         String::from_utf8_lossy(&response).into_owned()
@@ -203,5 +214,112 @@ fn a_signed_request_the_identity_policy_does_not_allow_is_refused() {
             Some("identity"),
             &serde_json::Value::Null
         )
+    );
+}
+
+/// A simulator with one NONE service whose target is a closed port: any
+/// request that gets past the front is a 502.
+fn open_sim() -> Sim {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    Sim::start(&format!(
+        "region: us-west-2\naccount: \"111122223333\"\nservice_network: {{name: n, auth_type: NONE}}\n\
+         services: [{{name: app, host: app.lattice.test, auth_type: NONE, target: \"http://127.0.0.1:{closed}\"}}]\n"
+    ))
+}
+
+/// Requests the hops after lattice-sim could read differently are refused
+/// with 400 before any service sees them: two Host headers, and a Host that
+/// is not text (it could not be checked against SNI).
+#[test]
+fn ambiguous_requests_are_refused() {
+    let mut sim = open_sim();
+    let cases: [(&str, &[u8]); 2] = [
+        (
+            "two Host headers",
+            b"GET /x HTTP/1.1\r\nhost: app.lattice.test\r\nhost: other.lattice.test\r\nconnection: close\r\n\r\n",
+        ),
+        (
+            "a Host that is not text",
+            b"GET /x HTTP/1.1\r\nhost: app.lattice.test\xff\r\nconnection: close\r\n\r\n",
+        ),
+    ];
+    for (what, request) in cases {
+        let response = sim.send_bytes("app.lattice.test", request);
+        assert!(response.starts_with("HTTP/1.1 400"), "{what}: {response}");
+        let log = sim.next_log();
+        assert_eq!(log["status"].as_u64(), Some(400), "{what}: {log}");
+    }
+}
+
+/// Content-Length with Transfer-Encoding: the HTTP/1.1 parser (hyper)
+/// applies RFC 9112 6.3 ("Transfer-Encoding overrides the Content-Length
+/// ... the server MUST close the connection after responding"), so what
+/// would be a second request under Content-Length is never read: one
+/// request, one response, one log line.
+#[test]
+fn content_length_with_transfer_encoding_smuggles_nothing() {
+    let mut sim = open_sim();
+    let smuggled = "GET /smuggled HTTP/1.1\r\nhost: app.lattice.test\r\n\r\n";
+    let body = format!("0\r\n\r\n{smuggled}");
+    let response = sim.send(
+        "app.lattice.test",
+        &format!(
+            "POST /first HTTP/1.1\r\nhost: app.lattice.test\r\ncontent-length: {}\r\ntransfer-encoding: chunked\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(response.matches("HTTP/1.1 ").count(), 1, "{response}");
+    let log = sim.next_log();
+    assert_eq!(log["path"].as_str(), Some("/first"), "{log}");
+    // The next request on a fresh connection is the next log line: nothing
+    // from the first connection came in between.
+    sim.send(
+        "app.lattice.test",
+        "GET /after HTTP/1.1\r\nhost: app.lattice.test\r\nconnection: close\r\n\r\n",
+    );
+    assert_eq!(sim.next_log()["path"].as_str(), Some("/after"));
+}
+
+/// A client that never finishes the TLS handshake, or never finishes its
+/// headers, is cut off (10 s each) instead of holding a connection.
+#[test]
+fn slow_clients_are_cut_off() {
+    let sim = open_sim();
+    let started = Instant::now();
+    // No TLS handshake at all.
+    let silent = std::thread::spawn({
+        let port = sim.port;
+        move || {
+            let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut buf = [0u8; 16];
+            tcp.read(&mut buf).unwrap_or(0)
+        }
+    });
+    // A handshake, then half a request.
+    let name = rustls::pki_types::ServerName::try_from("app.lattice.test").unwrap();
+    let connection = rustls::ClientConnection::new(sim.tls(), name).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", sim.port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    stream
+        .write_all(b"GET /x HTTP/1.1\r\nhost: app.lattice.test\r\n")
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response).into_owned();
+    assert!(
+        response.is_empty() || response.starts_with("HTTP/1.1 408"),
+        "half a request got {response}"
+    );
+    assert_eq!(silent.join().unwrap(), 0, "the silent connection was closed");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(25),
+        "cut off after {waited:?}"
     );
 }
