@@ -7,6 +7,18 @@ use crate::render;
 use minijinja::context;
 use minijinja::value::Serde;
 
+/// The `WWW-Authenticate` challenge of the frontend's local 401 and 403
+/// replies, by status and whether the refused request still carried an
+/// `authorization` header, first match first. Fixed strings: jwt_authn's own
+/// challenge copies the request URL into `realm`, so a crafted link could
+/// add `error=` or `resource_metadata=` parameters that OAuth clients act
+/// on. A local 403 without the header (jwt_scopes' refusals) has none.
+pub const CHALLENGES: [(u16, bool, &str); 3] = [
+    (401, true, "Bearer error=\"invalid_token\""),
+    (401, false, "Bearer"),
+    (403, true, "Bearer error=\"invalid_token\""),
+];
+
 pub fn render(system: &System) -> Result<String, String> {
     let default_service = system
         .service(&system.frontend.default_service)
@@ -18,6 +30,7 @@ pub fn render(system: &System) -> Result<String, String> {
             signing => Serde(&system.signing),
             services => Serde(&system.services),
             default_service => Serde(default_service),
+            challenges => Serde(CHALLENGES),
         },
     )
 }

@@ -30,6 +30,15 @@ impl AwsCredentials {
             session_token: TEST_SESSION_TOKEN.into(),
         }
     }
+
+    /// The environment variables that carry these credentials.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), self.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), self.secret_access_key.clone()),
+            ("AWS_SESSION_TOKEN".into(), self.session_token.clone()),
+        ]
+    }
 }
 
 /// The workspace root (this crate lives in `<root>/tests`).
@@ -97,8 +106,15 @@ impl Envoy {
 
     /// Like `start`, with Envoy's environment holding `credentials`.
     pub fn start_as(config: &str, credentials: &AwsCredentials) -> Result<Envoy, String> {
+        Envoy::start_with_env(config, &credentials.env())
+    }
+
+    /// Like `start`, with exactly `env` in Envoy's environment (besides
+    /// `PATH` and `AWS_EC2_METADATA_DISABLED=true`): no AWS credentials
+    /// unless `env` holds some.
+    pub fn start_with_env(config: &str, env: &[(String, String)]) -> Result<Envoy, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let (mut child, admin_path) = spawn(config, &dir, credentials)?;
+        let (mut child, admin_path) = spawn(config, &dir, env)?;
         let deadline = Instant::now() + START_TIMEOUT;
         let admin_port = loop {
             if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -146,7 +162,7 @@ impl Envoy {
     /// returns its exit status and log.
     pub fn expect_refusal(config: &str) -> Result<(std::process::ExitStatus, String), String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let (mut child, _) = spawn(config, &dir, &AwsCredentials::test())?;
+        let (mut child, _) = spawn(config, &dir, &AwsCredentials::test().env())?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -243,7 +259,7 @@ impl Drop for Envoy {
     }
 }
 
-fn spawn(config: &str, dir: &tempfile::TempDir, credentials: &AwsCredentials) -> Result<(Child, PathBuf), String> {
+fn spawn(config: &str, dir: &tempfile::TempDir, env: &[(String, String)]) -> Result<(Child, PathBuf), String> {
     let binary = envoy_binary()?;
     let config_path = dir.path().join("envoy.yaml");
     std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
@@ -255,13 +271,11 @@ fn spawn(config: &str, dir: &tempfile::TempDir, credentials: &AwsCredentials) ->
         .arg("--admin-address-path")
         .arg(&admin_path)
         .args(["--disable-hot-restart", "--concurrency", "1", "--log-level", "warn"])
-        // Only environment credentials exist for Envoy, and they are the
-        // tests' own (see TEST_ACCESS_KEY_ID).
+        // Only the credentials the caller gives exist for Envoy (normally
+        // the tests' own, see TEST_ACCESS_KEY_ID).
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .env("AWS_ACCESS_KEY_ID", &credentials.access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &credentials.secret_access_key)
-        .env("AWS_SESSION_TOKEN", &credentials.session_token)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)

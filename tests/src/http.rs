@@ -1,9 +1,13 @@
-//! A raw HTTP/1.1 client.
+//! A raw HTTP/1.1 client, and the same requests over HTTP/2.
 //!
-//! Why by hand: the tests must send what well-behaved client libraries
-//! refuse to build (non-UTF-8 header values, duplicate and odd-cased
-//! identity headers, underscores, hostile `Connection:` lists), byte for
-//! byte. One request per connection, `Connection: close`, read to EOF.
+//! Why HTTP/1.1 by hand: the tests must send what well-behaved client
+//! libraries refuse to build (non-UTF-8 header values, duplicate and
+//! odd-cased identity headers, underscores, hostile `Connection:` lists,
+//! folded lines), byte for byte. One request per connection,
+//! `Connection: close`, read to EOF. HTTP/2 goes through hyper's client
+//! (h2c with prior knowledge): its framing and HPACK are not what the tests
+//! probe, and hyper still sends lower-case and extension methods and `"`
+//! in a path as given.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -96,6 +100,74 @@ impl Request {
         bytes.extend_from_slice(b"\r\n");
         bytes
     }
+}
+
+/// Sends `request` over HTTP/2 with prior knowledge (h2c) on a new
+/// connection and reads the whole response. A `host` header in the request
+/// becomes the `:authority` (default `localhost`).
+pub fn send_h2(addr: impl ToSocketAddrs, request: &Request) -> Result<Response, String> {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let addr = addr
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let method = hyper::Method::from_bytes(request.method.as_bytes()).map_err(|e| format!("method: {e}"))?;
+    let authority = request
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+        .map_or("localhost".to_string(), |(_, v)| {
+            String::from_utf8_lossy(v).into_owned()
+        });
+    let mut builder = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{authority}{}", request.path));
+    for (name, value) in request.headers.iter().filter(|(n, _)| !n.eq_ignore_ascii_case("host")) {
+        builder = builder.header(name.as_str(), value.as_slice());
+    }
+    let outgoing = builder
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| format!("request: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let exchange = async {
+            let tcp = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let (mut sender, connection) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                    .await
+                    .map_err(|e| format!("h2 handshake: {e}"))?;
+            let driver = tokio::spawn(connection);
+            let response = sender.send_request(outgoing).await.map_err(|e| format!("h2: {e}"));
+            let result = match response {
+                Ok(response) => {
+                    let (parts, body) = response.into_parts();
+                    let body = body.collect().await.map_err(|e| format!("h2 body: {e}"))?.to_bytes();
+                    Ok(Response {
+                        status: parts.status.as_u16(),
+                        headers: parts
+                            .headers
+                            .iter()
+                            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                            .collect(),
+                        body: body.to_vec(),
+                    })
+                }
+                Err(e) => Err(e),
+            };
+            driver.abort();
+            result
+        };
+        tokio::time::timeout(Duration::from_secs(30), exchange)
+            .await
+            .map_err(|_| "h2: no answer in 30 s".to_string())?
+    })
 }
 
 /// GET `path` from `addr`.

@@ -11,5 +11,6 @@ pub mod frontend;
 pub mod http;
 pub mod idp;
 pub mod jwt;
+pub mod lattice_stub;
 pub mod stack;
 pub mod tls;

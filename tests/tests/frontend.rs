@@ -2,136 +2,14 @@
 //! remote JWKS over verified TLS, the filter, SigV4 signing, and a TLS
 //! upstream standing in for Lattice that checks SNI, Host and the signature.
 
-use e2e::envoy::{Envoy, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN};
+use e2e::envoy::{Envoy, TEST_SESSION_TOKEN};
 use e2e::http::Request;
 use e2e::idp::TlsIdp;
+use e2e::lattice_stub::{lattice_view, view_header as header, Stack, Variant, AUDIENCE, DOMAIN, REGION};
 use e2e::stack::{local_overrides, with_issuer};
 use e2e::tls::{Received, TestCa, TlsServer};
-use lattice_sim::sigv4::{self, Expectation, Secret};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
-
-const REGION: &str = "us-west-2";
-const DOMAIN: &str = "lattice.test";
-const AUDIENCE: &str = "frontend-api";
-
-/// Verifies a request the way Lattice does, and describes what arrived.
-fn lattice_view(r: &Received) -> Value {
-    let verdict = sigv4::verify(
-        &sigv4::Request {
-            method: &r.method,
-            path: r.path.as_bytes(),
-            query: r.query.as_bytes(),
-            headers: &r.headers,
-            body_sha256: None,
-        },
-        &Expectation {
-            region: REGION,
-            service: "vpc-lattice-svcs",
-            now: time::OffsetDateTime::now_utc(),
-            max_skew: time::Duration::minutes(5),
-            normalize_path: true,
-            require_unsigned_payload: true,
-        },
-        |key| {
-            (key == TEST_ACCESS_KEY_ID).then(|| Secret {
-                secret_access_key: TEST_SECRET_ACCESS_KEY.into(),
-                session_token: Some(TEST_SESSION_TOKEN.into()),
-            })
-        },
-    );
-    let signed_headers = r
-        .header("authorization")
-        .and_then(|a| sigv4::parse_authorization(&a).ok())
-        .map(|a| a.signed_headers)
-        .unwrap_or_default();
-    json!({
-        "sni": r.sni,
-        "host": r.header("host"),
-        "path": r.path,
-        "sigv4": match verdict { Ok(_) => "ok".to_string(), Err(e) => format!("{}: {e}", e.code()) },
-        "signed_headers": signed_headers,
-        "headers": r.headers.iter().map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned())).collect::<Vec<_>>(),
-    })
-}
-
-struct Stack {
-    idp: TlsIdp,
-    seen: Arc<Mutex<Vec<Value>>>,
-    envoy: Envoy,
-    _lattice: TlsServer,
-    _dir: tempfile::TempDir,
-}
-
-/// How the stack differs from the default.
-#[derive(Default)]
-struct Variant {
-    /// The JWKS endpoint answers 503 (an IdP outage).
-    jwks_down: bool,
-    /// `--no-oauth`.
-    no_oauth: bool,
-}
-
-impl Stack {
-    fn start() -> Stack {
-        Stack::start_with(Variant::default())
-    }
-
-    fn start_with(variant: Variant) -> Stack {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = TestCa::new("frontend test CA");
-        let ca_path = ca.write_pem(dir.path(), "ca.pem");
-        let idp = TlsIdp::start(&ca, AUDIENCE, variant.jwks_down);
-
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        let hosts: Vec<String> = ["app1", "app2", "app3"]
-            .iter()
-            .map(|s| format!("{s}.{DOMAIN}"))
-            .collect();
-        let lattice = TlsServer::start(
-            &ca.leaf(&hosts.iter().map(String::as_str).collect::<Vec<_>>()),
-            Arc::new(move |r: &Received| {
-                let view = lattice_view(r);
-                record.lock().unwrap().push(view.clone());
-                (200, view.to_string())
-            }),
-        )
-        .unwrap();
-
-        let mut overrides = local_overrides(DOMAIN, REGION, lattice.addr.port(), &ca_path);
-        if variant.no_oauth {
-            overrides.frontend.no_oauth = true;
-        } else {
-            overrides = with_issuer(overrides, &idp.url, &idp.jwks_uri(), AUDIENCE);
-        }
-        let config = envoy_gen::render_frontend(None, &overrides).unwrap_or_else(|e| panic!("{e}"));
-        let envoy = Envoy::start(&config).unwrap_or_else(|e| panic!("{e}"));
-        Stack {
-            idp,
-            seen,
-            envoy,
-            _lattice: lattice,
-            _dir: dir,
-        }
-    }
-
-    fn token(&self, claims: Value) -> String {
-        self.idp.token(claims)
-    }
-
-    fn send(&self, request: Request) -> e2e::http::Response {
-        request.send(("127.0.0.1", self.envoy.port("frontend"))).unwrap()
-    }
-}
-
-fn header<'a>(view: &'a Value, name: &str) -> Option<&'a str> {
-    view["headers"]
-        .as_array()?
-        .iter()
-        .find(|h| h[0] == name)
-        .and_then(|h| h[1].as_str())
-}
+use std::sync::Arc;
 
 #[test]
 fn generated_frontend_signs_for_the_right_service_with_identity_headers() {
