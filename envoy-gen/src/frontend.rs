@@ -3,6 +3,7 @@
 //! routes each path prefix to its Lattice service and signs for it.
 
 use crate::model::System;
+use crate::refusals::refusals;
 use crate::render;
 use minijinja::context;
 use minijinja::value::Serde;
@@ -31,6 +32,7 @@ pub fn render(system: &System) -> Result<String, String> {
             services => Serde(&system.services),
             default_service => Serde(default_service),
             challenges => Serde(CHALLENGES),
+            refusals => Serde(refusals(&system.methods)),
         },
     )
 }

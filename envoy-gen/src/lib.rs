@@ -6,6 +6,7 @@ pub mod frontend;
 pub mod model;
 pub mod output;
 pub mod policies;
+pub mod refusals;
 pub mod render;
 pub mod sidecar;
 pub mod spec;

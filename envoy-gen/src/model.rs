@@ -16,6 +16,9 @@ use std::net::IpAddr;
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub const DEFAULT_WASM: &str = "/etc/envoy/jwt_scopes.wasm";
 pub const DEFAULT_SERVICES: [&str; 3] = ["app1", "app2", "app3"];
+/// The methods forwarded unless the spec says otherwise: RFC 9110's, and
+/// PATCH (RFC 5789), without TRACE and CONNECT.
+pub const DEFAULT_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// One problem, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +154,9 @@ pub struct Network {
 #[derive(Debug, Clone, Serialize)]
 pub struct System {
     pub account: Option<String>,
+    /// The methods the frontend and the sidecars forward (upper case); any
+    /// other is refused.
+    pub methods: Vec<String>,
     /// The services' DNS domain, when the spec or flags give one.
     pub domain: Option<String>,
     pub signing: Signing,
@@ -251,6 +257,7 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
         c.problem(&wasm.origin, "wasm", "must not be empty");
     }
 
+    let methods = methods(&mut c, spec.methods);
     let lattice = spec.lattice.unwrap_or_default();
     let lattice_ca = located(lattice.ca.as_ref(), lattice_flags.lattice_ca.clone(), "--lattice-ca")
         .unwrap_or_else(|| Located::default(SYSTEM_CA_BUNDLE.into()));
@@ -369,6 +376,7 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
     };
     Ok(System {
         account: account.map(|a| a.value),
+        methods,
         domain: domain.map(|d| d.value.to_ascii_lowercase()),
         signing: Signing {
             region,
@@ -391,6 +399,49 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
         services,
         network,
     })
+}
+
+/// The spec's methods, checked: standard methods only, exact case, each
+/// once; TRACE and CONNECT never.
+fn methods(c: &mut Checker, spec: Option<serde_saphyr::Spanned<Vec<serde_saphyr::Spanned<String>>>>) -> Vec<String> {
+    let Some(spec) = spec else {
+        return DEFAULT_METHODS.iter().map(|m| m.to_string()).collect();
+    };
+    let list: Located<Vec<serde_saphyr::Spanned<String>>> = spec.into();
+    if list.value.is_empty() {
+        c.problem(&list.origin, "methods", "must allow at least one method");
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (i, method) in list.value.into_iter().enumerate() {
+        let method: Located<String> = method.into();
+        let field = format!("methods[{i}]");
+        let upper = method.value.to_ascii_uppercase();
+        let problem = match upper.as_str() {
+            "TRACE" => Some(
+                "TRACE is refused at the edge: it would echo the request, token included, back to the client"
+                    .to_string(),
+            ),
+            "CONNECT" => {
+                Some("CONNECT is refused: the frontend and the sidecars forward requests, not tunnels".to_string())
+            }
+            _ if !DEFAULT_METHODS.contains(&upper.as_str()) => Some(format!(
+                "`{}` is not a standard method ({})",
+                method.value.escape_debug(),
+                DEFAULT_METHODS.join(", ")
+            )),
+            _ if upper != method.value => Some(format!(
+                "`{}` is not `{upper}`: methods are case-sensitive, and Lattice policies compare them exactly",
+                method.value
+            )),
+            _ if out.contains(&upper) => Some(format!("`{upper}` is listed twice")),
+            _ => None,
+        };
+        match problem {
+            Some(message) => c.problem(&method.origin, field, message),
+            None => out.push(upper),
+        }
+    }
+    out
 }
 
 const ADMIN_REASON: &str = "the admin interface can stop Envoy and dump its configuration";

@@ -5,7 +5,7 @@
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 /// Every template, by the name templates import it with.
-const TEMPLATES: [(&str, &str); 3] = [
+const TEMPLATES: [(&str, &str); 4] = [
     (
         "frontend.yaml.j2",
         include_str!("../../envoy/templates/frontend.yaml.j2"),
@@ -14,6 +14,10 @@ const TEMPLATES: [(&str, &str); 3] = [
     (
         "lattice_cluster.yaml.j2",
         include_str!("../../envoy/templates/lattice_cluster.yaml.j2"),
+    ),
+    (
+        "refusals.yaml.j2",
+        include_str!("../../envoy/templates/refusals.yaml.j2"),
     ),
 ];
 

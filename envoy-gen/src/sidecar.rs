@@ -5,6 +5,7 @@
 
 use crate::args::ListenArgs;
 use crate::model::{self, Problem, Service, System};
+use crate::refusals::refusals;
 use crate::render;
 use crate::spec::Origin;
 use minijinja::context;
@@ -39,6 +40,7 @@ pub fn render(system: &System, name: &str, listen: &ListenArgs) -> Result<String
             targets => Serde(&targets),
             signing => Serde(&system.signing),
             refusal => refusal,
+            refusals => Serde(refusals(&system.methods)),
         },
     )
     .map_err(|message| {

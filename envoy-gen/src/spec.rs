@@ -113,6 +113,11 @@ pub struct Spec {
     /// AWS credentials for signing (default `default`).
     #[schemars(with = "Option<Credentials>")]
     pub credentials: Option<Spanned<Credentials>>,
+    /// HTTP methods the frontend and the sidecars forward, upper case (default
+    /// GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS). Any other method, in
+    /// any case, is refused with 405; TRACE and CONNECT cannot be allowed.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub methods: Option<Spanned<Vec<Spanned<String>>>>,
     /// Where and how to reach Lattice.
     pub lattice: Option<LatticeSpec>,
     /// CA bundle that verifies the JWKS servers (default: the system bundle).

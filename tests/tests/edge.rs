@@ -3,7 +3,7 @@
 //! and headers, and what the frontend refuses before anything is signed.
 
 use e2e::http::{Request, Response};
-use e2e::lattice_stub::Stack;
+use e2e::lattice_stub::{Stack, Variant};
 use serde_json::json;
 
 /// The `www-authenticate` values of a response.
@@ -68,4 +68,69 @@ fn the_challenge_is_fixed_whatever_the_request_target() {
         assert!(challenges(&response).is_empty());
     }
     assert_eq!(stack.reached_lattice(), 2, "only the two valid requests reach Lattice");
+}
+
+/// A request with `method` to `path`.
+fn with_method(method: &str, path: &str) -> Request {
+    Request {
+        method: method.into(),
+        path: path.into(),
+        headers: Vec::new(),
+    }
+}
+
+#[test]
+fn only_the_spec_s_upper_case_methods_reach_lattice_on_both_protocols() {
+    let stack = Stack::start_with(Variant {
+        spec: Some("methods: [GET, DELETE]\n".into()),
+        ..Variant::default()
+    });
+    let token = stack.token(json!({"sub": "alice", "scp": ["read"]}));
+    // A policy that denies `DELETE` compares the method exactly: `delete`
+    // must never reach it. HTTP/1.1's parser already refuses lower case.
+    for (method, h1, h2) in [
+        ("get", 400, 405),
+        ("delete", 400, 405),
+        ("Delete", 400, 405),
+        ("POST", 405, 405),
+        ("TRACE", 405, 405),
+        ("PROPFIND", 405, 405),
+        ("PURGE", 405, 405),
+    ] {
+        for (protocol, expected) in [("HTTP/1.1", h1), ("HTTP/2", h2)] {
+            let request = with_method(method, "/app2/x").bearer(&token);
+            let response = if protocol == "HTTP/2" {
+                stack.send_h2(request)
+            } else {
+                stack.send(request)
+            };
+            assert_eq!(response.status, expected, "{protocol} {method}: {}", response.text());
+            if expected == 405 {
+                assert_eq!(response.header("allow"), Some("GET, DELETE"), "{protocol} {method}");
+                assert_eq!(response.text(), "method not allowed: only GET, DELETE\n");
+            }
+        }
+    }
+    // Refused before authentication: no challenge, and the health check too.
+    for request in [with_method("TRACE", "/app2/x"), with_method("PROPFIND", "/health")] {
+        for response in [stack.send(request.clone()), stack.send_h2(request.clone())] {
+            assert_eq!(response.status, 405, "{} {}", request.method, request.path);
+            assert!(challenges(&response).is_empty(), "{:?}", response.headers);
+        }
+    }
+    assert_eq!(stack.reached_lattice(), 0, "a refused method reached Lattice");
+
+    // The allowed methods pass, exactly as sent, and signed.
+    for method in ["GET", "DELETE"] {
+        for response in [
+            stack.send(with_method(method, "/app2/x").bearer(&token)),
+            stack.send_h2(with_method(method, "/app2/x").bearer(&token)),
+        ] {
+            assert_eq!(response.status, 200, "{method}: {}", response.text());
+            let view = response.json();
+            assert_eq!(view["method"], method);
+            assert_eq!(view["sigv4"], "ok", "{view:#}");
+        }
+    }
+    assert_eq!(stack.reached_lattice(), 4);
 }

@@ -28,6 +28,7 @@ fn the_reference_system_on_one_machine() {
     sidecar_addressing_modes_sign_for_the_target_host(&d);
     sidecar_refuses_unlisted_targets_locally(&d);
     sidecar_removes_identity_headers_forged_by_the_app(&d);
+    sidecar_refuses_methods_outside_the_spec(&d);
     lattice_sim_runs_the_committed_policy_files(&d);
 }
 
@@ -233,6 +234,29 @@ fn sidecar_removes_identity_headers_forged_by_the_app(d: &Deployment) {
         header(&headers, "x-amzn-trace-id"),
         Some("Root=1-5759e988-bd862e3fe1be46a994272793")
     );
+}
+
+/// The app cannot send what Lattice policies would read otherwise than
+/// written: `delete` is not `DELETE` to a policy, and TRACE echoes.
+fn sidecar_refuses_methods_outside_the_spec(d: &Deployment) {
+    let before = d.sim_log_len();
+    let port = d.sidecar_port("app2").unwrap();
+    let request = |method: &str| Request {
+        method: method.into(),
+        path: "/app1/m".into(),
+        headers: vec![("host".into(), b"app1.example.internal".to_vec())],
+    };
+    for method in ["delete", "get", "PROPFIND", "TRACE"] {
+        let response = e2e::http::send_h2(("127.0.0.1", port), &request(method)).unwrap();
+        assert_eq!(response.status, 405, "HTTP/2 {method}: {}", response.text());
+    }
+    let response = request("TRACE").send(("127.0.0.1", port)).unwrap();
+    assert_eq!(response.status, 405, "{}", response.text());
+    assert_eq!(d.sim_log_len(), before, "{:?}", d.sim_log_since(before));
+    // The standard ones still go through, over both protocols.
+    let response = e2e::http::send_h2(("127.0.0.1", port), &request("DELETE")).unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json()["method"], "DELETE");
 }
 
 fn lattice_sim_runs_the_committed_policy_files(d: &Deployment) {
