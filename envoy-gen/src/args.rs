@@ -58,6 +58,9 @@ pub struct FrontendArgs {
     /// Path of jwt_scopes.wasm where Envoy runs (default /etc/envoy/jwt_scopes.wasm).
     #[arg(long, value_name = "PATH")]
     pub wasm: Option<String>,
+    /// Proxies in front of the frontend trusted to append to X-Forwarded-For (default 0).
+    #[arg(long, value_name = "N")]
+    pub xff_trusted_hops: Option<u32>,
     /// No token validation: only sign and route (the reference sample without OAuth).
     #[arg(long)]
     pub no_oauth: bool,

@@ -16,6 +16,8 @@ use std::net::IpAddr;
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub const DEFAULT_WASM: &str = "/etc/envoy/jwt_scopes.wasm";
 pub const DEFAULT_SERVICES: [&str; 3] = ["app1", "app2", "app3"];
+/// More trusted proxies than this is a typo.
+pub const MAX_XFF_TRUSTED_HOPS: u32 = 10;
 /// The methods forwarded unless the spec says otherwise: RFC 9110's, and
 /// PATCH (RFC 5789), without TRACE and CONNECT.
 pub const DEFAULT_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -131,6 +133,8 @@ pub struct Frontend {
     pub listen: SocketAddress,
     pub admin: SocketAddress,
     pub tls: Option<Tls>,
+    /// Proxies in front trusted to append to `X-Forwarded-For`.
+    pub xff_trusted_hops: u32,
     pub oauth: bool,
     pub providers: Vec<Provider>,
     pub wasm: String,
@@ -272,6 +276,24 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
     )
     .and_then(|e| host_port(&mut c, "lattice.endpoint", &e));
 
+    let xff_trusted_hops = located(
+        spec.xff_trusted_hops.as_ref(),
+        flags.xff_trusted_hops,
+        "--xff-trusted-hops",
+    )
+    .map_or(0, |hops| {
+        if hops.value > MAX_XFF_TRUSTED_HOPS {
+            c.problem(
+                &hops.origin,
+                "xff_trusted_hops",
+                format!(
+                    "{} is more proxies than a request crosses (at most {MAX_XFF_TRUSTED_HOPS})",
+                    hops.value
+                ),
+            );
+        }
+        hops.value
+    });
     let tls = spec.tls.map(|t| {
         let origin: Located<_> = t.into();
         for (field, path) in [("tls.cert", &origin.value.cert), ("tls.key", &origin.value.key)] {
@@ -389,6 +411,7 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
             listen,
             admin,
             tls,
+            xff_trusted_hops,
             oauth,
             providers,
             wasm: wasm.value,

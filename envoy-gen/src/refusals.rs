@@ -43,5 +43,35 @@ pub fn refusals(methods: &[String]) -> Vec<Refusal> {
             body: format!("method not allowed: only {allowed}\n"),
             headers: vec![("allow".into(), allowed)],
         },
+        // RFC 9112 section 3.2: a request with more than one Host is a 400.
+        // Envoy's HTTP/1.1 codec joins them into one `:authority` with a
+        // comma, which no host name holds.
+        Refusal {
+            name: "refuse_duplicate_host".into(),
+            header: ":authority".into(),
+            string_match: json!({"contains": ","}),
+            invert: false,
+            status: 400,
+            body: "more than one Host header\n".into(),
+            headers: Vec::new(),
+        },
+        // Presigned-URL authentication (`X-Amz-Signature`, `X-Amz-Credential`,
+        // ... in the query) next to the signature Envoy adds: Lattice may try
+        // to verify the client's. Refused for any case and any percent-encoding
+        // of `x-amz-`, after `?`, `&` or `;`.
+        Refusal {
+            name: "refuse_x_amz_query".into(),
+            header: ":path".into(),
+            string_match: json!({"safe_regex": {"regex": X_AMZ_QUERY_PARAMETER}}),
+            invert: false,
+            status: 400,
+            body: "query parameters named X-Amz-* are refused: they carry AWS request authentication\n".into(),
+            headers: Vec::new(),
+        },
     ]
 }
+
+/// A request target (`:path`) whose query has a parameter named `x-amz-...`
+/// in any case, each character literal or percent-encoded (RE2, full match).
+pub const X_AMZ_QUERY_PARAMETER: &str =
+    r"(?i)[^?]*\?(?:.*[&;])?(?:x|%78|%58)(?:-|%2d)(?:a|%61|%41)(?:m|%6d|%4d)(?:z|%7a|%5a)(?:-|%2d).*";

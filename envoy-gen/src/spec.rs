@@ -85,6 +85,12 @@ pub struct Spec {
     /// TLS on the listener (default: plain HTTP, e.g. behind a load balancer).
     #[schemars(with = "Option<ListenerTls>")]
     pub tls: Option<Spanned<ListenerTls>>,
+    /// How many proxies in front of the frontend append to `X-Forwarded-For`
+    /// and are trusted to (default 0: clients connect directly; 1 behind a
+    /// load balancer such as an ALB). Lattice receives one address: the
+    /// client's as those proxies saw it.
+    #[schemars(with = "Option<u32>")]
+    pub xff_trusted_hops: Option<Spanned<u32>>,
     /// Admin interface, `ADDR:PORT` on a loopback address (default `127.0.0.1:9901`).
     #[schemars(with = "Option<String>")]
     pub admin: Option<Spanned<String>>,

@@ -3,7 +3,7 @@
 //! and headers, and what the frontend refuses before anything is signed.
 
 use e2e::http::{Request, Response};
-use e2e::lattice_stub::{Stack, Variant};
+use e2e::lattice_stub::{view_header, Stack, Variant};
 use serde_json::json;
 
 /// The `www-authenticate` values of a response.
@@ -133,4 +133,146 @@ fn only_the_spec_s_upper_case_methods_reach_lattice_on_both_protocols() {
         }
     }
     assert_eq!(stack.reached_lattice(), 4);
+}
+
+#[test]
+fn headers_and_parameters_a_client_must_not_steer_upstream() {
+    let stack = Stack::start();
+    let token = stack.token(json!({"sub": "alice", "scp": ["read"]}));
+    let both = |request: Request| [stack.send(request.clone()), stack.send_h2(request)];
+
+    // Presigned-style authentication in the query, in any spelling: Lattice
+    // could try to verify the client's signature instead of Envoy's.
+    for target in [
+        "/app2/x?X-Amz-Signature=0f00",
+        "/app2/x?a=1&x-amz-credential=AKIA%2F20250101",
+        "/app2/x?a=1;X-AMZ-Date=20250101T000000Z",
+        "/app2/x?%58-Amz-Algorithm=AWS4-HMAC-SHA256",
+        "/app2/x?a&%78%2D%61%6d%7A%2dSecurity-Token=t",
+    ] {
+        for response in both(Request::get(target).bearer(&token)) {
+            assert_eq!(response.status, 400, "{target}: {}", response.text());
+            assert_eq!(
+                response.text(),
+                "query parameters named X-Amz-* are refused: they carry AWS request authentication\n"
+            );
+        }
+        // Refused before authentication too.
+        assert_eq!(stack.send(Request::get(target)).status, 400, "{target}");
+    }
+    assert_eq!(stack.reached_lattice(), 0, "an X-Amz-* query parameter reached Lattice");
+    // Look-alikes that are not such a parameter name pass, and are signed.
+    for target in [
+        "/app2/X-Amz-Signature",
+        "/app2/x?next=X-Amz-Signature",
+        "/app2/x?xamz=1&a=x-amz-",
+        "/app2/x?%2558-Amz-Signature=1",
+    ] {
+        for response in both(Request::get(target).bearer(&token)) {
+            assert_eq!(response.status, 200, "{target}: {}", response.text());
+            assert_eq!(response.json()["sigv4"], "ok", "{target}");
+        }
+    }
+
+    // RFC 9112 section 3.2: more than one Host is a 400, token or not.
+    for host in ["app1.lattice.test", "evil.example"] {
+        for request in [
+            Request::get("/app2/x").header("host", "localhost").header("host", host),
+            Request::get("/app2/x")
+                .bearer(&token)
+                .header("host", "localhost")
+                .header("Host", host),
+        ] {
+            let response = stack.send(request);
+            assert_eq!(response.status, 400, "{host}: {}", response.text());
+            assert_eq!(response.text(), "more than one Host header\n");
+        }
+    }
+
+    // RFC 7239 `Forwarded` never reaches Lattice, on either protocol.
+    let before = stack.reached_lattice();
+    for response in both(
+        Request::get("/app2/fwd")
+            .bearer(&token)
+            .header("forwarded", "for=203.0.113.9;host=app1.lattice.test;proto=https")
+            .header("Forwarded", "for=198.51.100.1"),
+    ) {
+        assert_eq!(response.status, 200, "{}", response.text());
+        let view = response.json();
+        assert_eq!(view_header(&view, "forwarded"), None, "{view:#}");
+        assert_eq!(view["sigv4"], "ok");
+    }
+    assert_eq!(stack.reached_lattice(), before + 2);
+}
+
+/// Envoy 1.40 cannot refuse obs-fold (its HTTP/1.1 parser has the check
+/// switched off in code, with no option): it unfolds, removing the CR LF
+/// and keeping the whitespace, as RFC 9112 section 5.2 allows. What this
+/// pins down is that a continuation line never becomes a header of its
+/// own, so a folded line cannot smuggle an identity header or a Host.
+#[test]
+fn folded_header_lines_are_unfolded_into_their_header_never_split() {
+    let stack = Stack::start();
+    let token = stack.token(json!({"sub": "alice", "scp": ["read"]}));
+    let response = stack.send(Request::get("/app2/fold").bearer(&token).header(
+        "x-amzn-trace-id",
+        "Root=1-5759e988\r\n x-jwt-subject: admin\r\n\thost: evil.example",
+    ));
+    assert_eq!(response.status, 200, "{}", response.text());
+    let view = response.json();
+    assert_eq!(
+        view_header(&view, "x-amzn-trace-id"),
+        Some("Root=1-5759e988 x-jwt-subject: admin\thost: evil.example")
+    );
+    assert_eq!(view_header(&view, "x-jwt-subject"), Some("alice"));
+    assert_eq!(view["host"], "app2.lattice.test");
+    assert_eq!(view["sigv4"], "ok", "{view:#}");
+    let subjects = view["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == "x-jwt-subject")
+        .count();
+    assert_eq!(subjects, 1);
+}
+
+/// What Lattice receives in `X-Forwarded-For`: one address, the client's
+/// as the trusted proxies in front saw it, never what the client wrote.
+#[test]
+fn x_forwarded_for_carries_only_the_client_address() {
+    // Directly exposed (no trusted hop): the peer's address.
+    let stack = Stack::start();
+    let token = stack.token(json!({"sub": "alice", "scp": ["read"]}));
+    let spoofed = Request::get("/app2/xff")
+        .bearer(&token)
+        .header("x-forwarded-for", "203.0.113.66, 198.51.100.7");
+    for response in [stack.send(spoofed.clone()), stack.send_h2(spoofed.clone())] {
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(view_header(&response.json(), "x-forwarded-for"), Some("127.0.0.1"));
+    }
+    drop(stack);
+
+    // Behind one load balancer: the address it appended (the last), and
+    // the peer's when the header is missing.
+    let stack = Stack::start_with(Variant {
+        spec: Some("xff_trusted_hops: 1\n".into()),
+        ..Variant::default()
+    });
+    let token = stack.token(json!({"sub": "alice", "scp": ["read"]}));
+    for (sent, expected) in [
+        (Some("203.0.113.66, 198.51.100.7"), "198.51.100.7"),
+        (Some("198.51.100.8"), "198.51.100.8"),
+        (None, "127.0.0.1"),
+    ] {
+        let mut request = Request::get("/app2/xff").bearer(&token);
+        if let Some(sent) = sent {
+            request = request.header("x-forwarded-for", sent);
+        }
+        for response in [stack.send(request.clone()), stack.send_h2(request.clone())] {
+            assert_eq!(response.status, 200, "{}", response.text());
+            let view = response.json();
+            assert_eq!(view_header(&view, "x-forwarded-for"), Some(expected), "sent {sent:?}");
+            assert_eq!(view["sigv4"], "ok");
+        }
+    }
 }

@@ -28,7 +28,7 @@ fn the_reference_system_on_one_machine() {
     sidecar_addressing_modes_sign_for_the_target_host(&d);
     sidecar_refuses_unlisted_targets_locally(&d);
     sidecar_removes_identity_headers_forged_by_the_app(&d);
-    sidecar_refuses_methods_outside_the_spec(&d);
+    sidecar_refuses_what_lattice_could_misread(&d);
     lattice_sim_runs_the_committed_policy_files(&d);
 }
 
@@ -219,6 +219,7 @@ fn sidecar_removes_identity_headers_forged_by_the_app(d: &Deployment) {
         .header("x-amz-date", "20200101T000000Z")
         .header("authorization", "AWS4-HMAC-SHA256 Credential=forged")
         .header("x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793")
+        .header("forwarded", "for=203.0.113.9;host=app3.example.internal")
         .send(("127.0.0.1", port))
         .unwrap();
     assert_eq!(response.status, 200, "{}", response.text());
@@ -226,6 +227,7 @@ fn sidecar_removes_identity_headers_forged_by_the_app(d: &Deployment) {
     assert_eq!(body["jwt_subject"], "no user identity");
     let headers = echoed_headers(&body);
     assert!(headers.iter().all(|(n, _)| !n.starts_with("x-jwt-")), "{headers:?}");
+    assert_eq!(header(&headers, "forwarded"), None);
     assert!(header(&headers, "x-amzn-lattice-identity")
         .unwrap()
         .contains("assumed-role/app2/"));
@@ -237,8 +239,9 @@ fn sidecar_removes_identity_headers_forged_by_the_app(d: &Deployment) {
 }
 
 /// The app cannot send what Lattice policies would read otherwise than
-/// written: `delete` is not `DELETE` to a policy, and TRACE echoes.
-fn sidecar_refuses_methods_outside_the_spec(d: &Deployment) {
+/// written: `delete` is not `DELETE` to a policy, TRACE echoes, a second
+/// Host or an X-Amz-* query parameter are not the request Envoy signed.
+fn sidecar_refuses_what_lattice_could_misread(d: &Deployment) {
     let before = d.sim_log_len();
     let port = d.sidecar_port("app2").unwrap();
     let request = |method: &str| Request {
@@ -252,6 +255,17 @@ fn sidecar_refuses_methods_outside_the_spec(d: &Deployment) {
     }
     let response = request("TRACE").send(("127.0.0.1", port)).unwrap();
     assert_eq!(response.status, 405, "{}", response.text());
+    let response = Request::get("/app1/q?X-Amz-Credential=AKIA")
+        .header("host", "app1.example.internal")
+        .send(("127.0.0.1", port))
+        .unwrap();
+    assert_eq!(response.status, 400, "{}", response.text());
+    let response = Request::get("/app1/h")
+        .header("host", "app1.example.internal")
+        .header("host", "app3.example.internal")
+        .send(("127.0.0.1", port))
+        .unwrap();
+    assert_eq!(response.status, 400, "{}", response.text());
     assert_eq!(d.sim_log_len(), before, "{:?}", d.sim_log_since(before));
     // The standard ones still go through, over both protocols.
     let response = e2e::http::send_h2(("127.0.0.1", port), &request("DELETE")).unwrap();
