@@ -15,9 +15,14 @@ pub struct LatticeArgs {
     /// DNS domain of the services: hosts default to `<name>.<domain>`.
     #[arg(long, value_name = "DOMAIN")]
     pub domain: Option<String>,
-    /// Where Envoy's AWS credentials come from: `env` (environment only) or `default` (full chain).
+    /// Where Envoy's AWS credentials come from: `default` (full chain), `container` (the ECS
+    /// task role only) or `env` (environment only).
     #[arg(long, value_enum, value_name = "SOURCE")]
     pub credentials: Option<Credentials>,
+    /// Path of jwt_scopes.wasm where Envoy runs: the frontend's filter and the guard that refuses
+    /// unsigned requests (default /etc/envoy/jwt_scopes.wasm).
+    #[arg(long, value_name = "PATH")]
+    pub wasm: Option<String>,
     /// Connect to Lattice here (local testing); SNI, Host and signature keep the service name.
     #[arg(long, value_name = "HOST:PORT")]
     pub lattice_endpoint: Option<String>,
@@ -55,9 +60,6 @@ pub struct FrontendArgs {
     /// Service for paths that match no other (default: the first).
     #[arg(long, value_name = "NAME")]
     pub default_service: Option<String>,
-    /// Path of jwt_scopes.wasm where Envoy runs (default /etc/envoy/jwt_scopes.wasm).
-    #[arg(long, value_name = "PATH")]
-    pub wasm: Option<String>,
     /// Proxies in front of the frontend trusted to append to X-Forwarded-For (default 0).
     #[arg(long, value_name = "N")]
     pub xff_trusted_hops: Option<u32>,

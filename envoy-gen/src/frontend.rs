@@ -29,6 +29,7 @@ pub fn render(system: &System) -> Result<String, String> {
         context! {
             f => Serde(&system.frontend),
             signing => Serde(&system.signing),
+            wasm => &system.wasm,
             services => Serde(&system.services),
             default_service => Serde(default_service),
             challenges => Serde(CHALLENGES),

@@ -123,7 +123,7 @@ pub struct Service {
 #[derive(Debug, Clone, Serialize)]
 pub struct Signing {
     pub region: String,
-    /// `env` or `default`.
+    /// `env`, `container` or `default`.
     pub credentials: String,
 }
 
@@ -137,7 +137,6 @@ pub struct Frontend {
     pub xff_trusted_hops: u32,
     pub oauth: bool,
     pub providers: Vec<Provider>,
-    pub wasm: String,
     /// The filter's JSON configuration.
     pub filter_config: String,
     pub default_service: String,
@@ -161,6 +160,9 @@ pub struct System {
     /// The methods the frontend and the sidecars forward (upper case); any
     /// other is refused.
     pub methods: Vec<String>,
+    /// `jwt_scopes.wasm` where Envoy runs: the frontend's filter, and the
+    /// signing guard of every Lattice cluster (frontend and sidecars).
+    pub wasm: String,
     /// The services' DNS domain, when the spec or flags give one.
     pub domain: Option<String>,
     pub signing: Signing,
@@ -255,7 +257,7 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
         .credentials
         .or_else(|| spec.credentials.as_ref().map(|s| s.value))
         .unwrap_or(Credentials::Default);
-    let wasm = located(spec.wasm.as_ref(), flags.wasm.clone(), "--wasm")
+    let wasm = located(spec.wasm.as_ref(), lattice_flags.wasm.clone(), "--wasm")
         .unwrap_or_else(|| Located::default(DEFAULT_WASM.into()));
     if wasm.value.is_empty() {
         c.problem(&wasm.origin, "wasm", "must not be empty");
@@ -399,11 +401,13 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
     Ok(System {
         account: account.map(|a| a.value),
         methods,
+        wasm: wasm.value,
         domain: domain.map(|d| d.value.to_ascii_lowercase()),
         signing: Signing {
             region,
             credentials: match credentials {
                 Credentials::Env => "env".into(),
+                Credentials::Container => "container".into(),
                 Credentials::Default => "default".into(),
             },
         },
@@ -414,7 +418,6 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
             xff_trusted_hops,
             oauth,
             providers,
-            wasm: wasm.value,
             filter_config,
             default_service,
             role: frontend_role,

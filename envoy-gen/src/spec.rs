@@ -60,6 +60,10 @@ pub enum Credentials {
     /// Environment variables only (`AWS_ACCESS_KEY_ID`, ...): for tests, demos and
     /// benchmarks; never contacts the instance metadata address.
     Env,
+    /// The container credentials endpoint only (`AWS_CONTAINER_CREDENTIALS_FULL_URI`
+    /// or `_RELATIVE_URI`, as ECS sets for a task role): never falls back to the
+    /// EC2 instance role, which the default chain does on ECS on EC2.
+    Container,
     /// Envoy's full default chain (environment, profile, ECS task role, EC2
     /// instance role): for deployments on ECS or EC2.
     Default,
@@ -113,7 +117,9 @@ pub struct Spec {
     /// The service for paths that match no other (default: the first).
     #[schemars(with = "Option<String>")]
     pub default_service: Option<Spanned<String>>,
-    /// Path of `jwt_scopes.wasm` where Envoy runs (default `/etc/envoy/jwt_scopes.wasm`).
+    /// Path of `jwt_scopes.wasm` where Envoy runs (default `/etc/envoy/jwt_scopes.wasm`):
+    /// the frontend's filter, and the guard that refuses unsigned requests on the
+    /// frontend and the sidecars.
     #[schemars(with = "Option<String>")]
     pub wasm: Option<Spanned<String>>,
     /// AWS credentials for signing (default `default`).

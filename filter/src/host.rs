@@ -31,6 +31,13 @@ extern "C" {
         return_buffer_size: *mut usize,
     ) -> u32;
     fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
     fn proxy_add_header_map_value(
         map_type: u32,
@@ -112,6 +119,28 @@ pub fn request_header_pairs() -> Result<Vec<u8>, u32> {
     // SAFETY: as in `plugin_configuration`.
     check(unsafe { proxy_get_header_map_pairs(MAP_HTTP_REQUEST_HEADERS, &mut data, &mut size) })?;
     Ok(unsafe { host_buffer(data, size) })
+}
+
+/// The value of a request header (the first, when there are several);
+/// `Ok(None)` when it is absent.
+pub fn request_header(name: &[u8]) -> Result<Option<Vec<u8>>, u32> {
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: as in `plugin_configuration`; `name` is a live slice.
+    let status = unsafe {
+        proxy_get_header_map_value(
+            MAP_HTTP_REQUEST_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            &mut data,
+            &mut size,
+        )
+    };
+    match status {
+        STATUS_OK => Ok(Some(unsafe { host_buffer(data, size) })),
+        STATUS_NOT_FOUND => Ok(None),
+        other => Err(other),
+    }
 }
 
 /// Removes every value of a request header.

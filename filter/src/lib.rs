@@ -9,7 +9,12 @@
 //!
 //! The filter never panics: every host call goes through `host`, which
 //! returns errors, and every error fails closed (the request is refused).
+//!
+//! The same module holds a second root context, `sign_guard` (see `guard`),
+//! selected with `root_id: sign_guard`: the upstream filter that refuses
+//! any request `aws_request_signing` did not sign.
 
+mod guard;
 mod host;
 
 use jwt_scopes_core::{map_claims, pairs, strips_client_header, Config, Output, Refusal};
@@ -19,7 +24,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { filter: None, metrics: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::Unconfigured) });
 }}
 
 thread_local! {
@@ -92,57 +97,49 @@ struct Filter {
     config: Config,
 }
 
-struct Root {
-    filter: Option<Rc<Filter>>,
-    metrics: Option<Metrics>,
+/// A root context, by the plugin's `root_id` (read in `on_configure`).
+enum Root {
+    /// Before `on_configure` succeeded: every stream is refused.
+    Unconfigured,
+    /// `root_id: jwt_scopes` (or none): the identity filter.
+    Scopes { filter: Rc<Filter>, metrics: Metrics },
+    /// `root_id: sign_guard`: the upstream guard after SigV4 signing.
+    Guard(guard::Guard),
 }
 
 impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let bytes = match host::plugin_configuration() {
-            Ok(bytes) => bytes,
-            Err(status) => {
-                host::log(
-                    host::LOG_ERROR,
-                    &format!("jwt_scopes: cannot read the plugin configuration (status {status})"),
-                );
-                return false;
+        let configured = host::property(b"plugin_root_id")
+            .map_err(|status| format!("jwt_scopes: cannot read the plugin's root_id (status {status})"))
+            .and_then(|root_id| {
+                let configuration = host::plugin_configuration()
+                    .map_err(|status| format!("jwt_scopes: cannot read the plugin configuration (status {status})"))?;
+                match root_id.as_deref().unwrap_or_default() {
+                    b"" | b"jwt_scopes" => configure_scopes(&configuration),
+                    b"sign_guard" => guard::Guard::configure(&configuration).map(Root::Guard),
+                    other => Err(format!(
+                        "jwt_scopes: unknown root_id `{}`: this module has `jwt_scopes` and `sign_guard`",
+                        String::from_utf8_lossy(other).escape_debug()
+                    )),
+                }
+            });
+        match configured {
+            Ok(root) => {
+                *self = root;
+                true
             }
-        };
-        let config = match Config::from_json(&bytes) {
-            Ok(config) => config,
-            Err(e) => {
+            Err(message) => {
                 // Returning false makes Envoy refuse the configuration.
-                host::log(host::LOG_ERROR, &e.to_string());
-                return false;
+                host::log(host::LOG_ERROR, &message);
+                false
             }
-        };
-        let metrics = match Metrics::define() {
-            Ok(metrics) => metrics,
-            Err(status) => {
-                host::log(
-                    host::LOG_ERROR,
-                    &format!("jwt_scopes: cannot define metrics (status {status})"),
-                );
-                return false;
-            }
-        };
-        if let Err(status) = host::set_tick_period_ms(FLUSH_PERIOD_MS) {
-            host::log(
-                host::LOG_ERROR,
-                &format!("jwt_scopes: cannot set the counter flush timer (status {status})"),
-            );
-            return false;
         }
-        self.metrics = Some(metrics);
-        self.filter = Some(Rc::new(Filter { config }));
-        true
     }
 
     fn on_tick(&mut self) {
-        if let Some(metrics) = &self.metrics {
+        if let Root::Scopes { metrics, .. } = self {
             metrics.flush();
         }
     }
@@ -150,14 +147,30 @@ impl RootContext for Root {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Never None: the SDK panics on None. Without a configuration the
         // stream refuses every request (fail closed).
-        Some(Box::new(Stream {
-            filter: self.filter.clone(),
-        }))
+        Some(match self {
+            Root::Unconfigured => Box::new(Stream { filter: None }),
+            Root::Scopes { filter, .. } => Box::new(Stream {
+                filter: Some(filter.clone()),
+            }),
+            Root::Guard(guard) => Box::new(guard.stream()),
+        })
     }
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
+}
+
+/// The identity filter's root: its configuration, counters and flush timer.
+fn configure_scopes(configuration: &[u8]) -> Result<Root, String> {
+    let config = Config::from_json(configuration).map_err(|e| e.to_string())?;
+    let metrics = Metrics::define().map_err(|status| format!("jwt_scopes: cannot define metrics (status {status})"))?;
+    host::set_tick_period_ms(FLUSH_PERIOD_MS)
+        .map_err(|status| format!("jwt_scopes: cannot set the counter flush timer (status {status})"))?;
+    Ok(Root::Scopes {
+        filter: Rc::new(Filter { config }),
+        metrics,
+    })
 }
 
 struct Stream {

@@ -19,13 +19,13 @@ pub fn local_overrides(domain: &str, region: &str, lattice_port: u16, ca: &Path)
             lattice_endpoint: Some(format!("127.0.0.1:{lattice_port}")),
             lattice_ca: Some(ca.display().to_string()),
             credentials: Some(Credentials::Env),
+            wasm: Some(filter_wasm().unwrap_or_else(|e| panic!("{e}")).display().to_string()),
         },
         frontend: FrontendArgs {
             listen: ListenArgs {
                 listen: Some("127.0.0.1:0".into()),
                 admin: Some("127.0.0.1:0".into()),
             },
-            wasm: Some(filter_wasm().unwrap_or_else(|e| panic!("{e}")).display().to_string()),
             jwks_ca: Some(ca.display().to_string()),
             ..FrontendArgs::default()
         },

@@ -7,12 +7,14 @@
 //! - [`mapping`]: per request, which client headers go and which identity
 //!   headers come.
 //! - [`pb`]: the zero-copy reader of Envoy's metadata protobuf.
+//! - [`signature`]: the signing guard's test for a SigV4-signed request.
 
 pub mod config;
 pub mod mapping;
 pub mod names;
 pub mod pairs;
 pub mod pb;
+pub mod signature;
 
 pub use config::{Config, ConfigError};
 pub use mapping::{map_claims, strips_client_header, Outcome, Output, Refusal};
