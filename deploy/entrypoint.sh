@@ -140,13 +140,21 @@ if given LATTICE_CA; then readable LATTICE_CA "$LATTICE_CA"; fi
 # Unset, the spec's `wasm` or envoy-gen's default applies: where this image
 # keeps the filter.
 if given JWT_SCOPES_WASM; then readable JWT_SCOPES_WASM "$JWT_SCOPES_WASM"; fi
-# envoy-gen checks the value; without credentials in the environment,
-# `env` would leave Envoy nothing to sign with.
-if [ "${CREDENTIALS_SOURCE:-}" = env ]; then
-    why="when CREDENTIALS_SOURCE=env (Envoy signs with the environment's credentials only)"
-    require AWS_ACCESS_KEY_ID "$why"
-    require AWS_SECRET_ACCESS_KEY "$why"
-fi
+# envoy-gen checks the value. A source with nothing to read would leave
+# Envoy no credentials: every request to Lattice refused (503).
+case ${CREDENTIALS_SOURCE:-} in
+    env)
+        why="when CREDENTIALS_SOURCE=env (Envoy signs with the environment's credentials only)"
+        require AWS_ACCESS_KEY_ID "$why"
+        require AWS_SECRET_ACCESS_KEY "$why"
+        ;;
+    container)
+        if ! given AWS_CONTAINER_CREDENTIALS_RELATIVE_URI && ! given AWS_CONTAINER_CREDENTIALS_FULL_URI; then
+            fail "CREDENTIALS_SOURCE=container, but neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor \
+AWS_CONTAINER_CREDENTIALS_FULL_URI is set (ECS sets the first for a task with a task role)"
+        fi
+        ;;
+esac
 case $ENVOY_LOG_LEVEL in
     info | warning | warn | error | critical | off) ;;
     trace | debug) fail "ENVOY_LOG_LEVEL=$ENVOY_LOG_LEVEL: refused: at this level Envoy logs request headers, bearer tokens and signatures included" ;;

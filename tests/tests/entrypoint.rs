@@ -570,6 +570,10 @@ fn a_missing_or_invalid_variable_stops_the_container_naming_it() {
             with(&[("CREDENTIALS_SOURCE", "env"), ("AWS_ACCESS_KEY_ID", "")]),
             "AWS_ACCESS_KEY_ID is required when CREDENTIALS_SOURCE=env",
         ),
+        (
+            with(&[("CREDENTIALS_SOURCE", "container")]),
+            "CREDENTIALS_SOURCE=container, but neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        ),
         (with(&[("ENVOY_LOG_LEVEL", "debug")]), "ENVOY_LOG_LEVEL=debug: refused"),
         (with(&[("ENVOY_LOG_LEVEL", "trace")]), "ENVOY_LOG_LEVEL=trace: refused"),
         (with(&[("ENVOY_MODE", "init_only")]), "ENVOY_MODE=init_only: use serve"),
