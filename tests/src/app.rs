@@ -32,7 +32,7 @@ const CALL_PREFIX: &str = "call-to-";
 pub struct App {
     pub addr: SocketAddr,
     sidecar: Arc<OnceLock<SocketAddr>>,
-    _server: Background,
+    server: Background,
 }
 
 /// What an app is: its name, where its sidecar listens, and the domain its
@@ -51,6 +51,12 @@ impl App {
     /// ephemeral loopback port. Calls to `<target>` go to `sidecar` with
     /// `Host: <target>.<domain>`.
     pub fn start(name: &str, sidecar: Option<SocketAddr>, domain: &str) -> Result<App, String> {
+        App::start_on("127.0.0.1:0", name, sidecar, domain)
+    }
+
+    /// Like `start`, listening on `listen`: the `echo-app` program, which
+    /// a container runs on the address Lattice forwards to.
+    pub fn start_on(listen: &str, name: &str, sidecar: Option<SocketAddr>, domain: &str) -> Result<App, String> {
         if !is_app_name(name) {
             return Err(format!(
                 "app name `{name}`: use lower-case letters, digits and hyphens (at most 63)"
@@ -70,16 +76,20 @@ impl App {
             sidecar: sidecar_cell.clone(),
             domain: domain.to_string(),
         });
-        let server =
-            lattice_sim::http_server::spawn("127.0.0.1:0", None, 1, move |_: Peer, request: Request<Incoming>| {
-                let app = app.clone();
-                async move { app.answer(request).await }
-            })?;
+        let server = lattice_sim::http_server::spawn(listen, None, 1, move |_: Peer, request: Request<Incoming>| {
+            let app = app.clone();
+            async move { app.answer(request).await }
+        })?;
         Ok(App {
             addr: server.addr,
             sidecar: sidecar_cell,
-            _server: server,
+            server,
         })
+    }
+
+    /// Blocks until the server stops (for the program).
+    pub fn wait(self) {
+        self.server.wait();
     }
 }
 

@@ -37,15 +37,6 @@ const COMPOSE_LATTICE_SIM: &str = "deploy/compose/lattice-sim.yaml";
 /// Variables Envoy itself reads from the environment the entrypoint hands it.
 const ENVOY_CREDENTIAL_VARIABLES: [&str; 3] = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 
-/// Programs docker-compose.yml runs that the workspace does not build yet,
-/// each with what it waits for. A program that appears in the workspace
-/// fails the compose test until it is taken off this list.
-const AWAITED_PROGRAMS: &[(&str, &str)] = &[(
-    "echo-app",
-    "issue 10: a binary of e2e serving e2e::app::App on a chosen address \
-     (echo-app --name N --listen ADDR --domain D --sidecar ADDR)",
-)];
-
 fn root() -> PathBuf {
     workspace_root()
 }
@@ -1015,16 +1006,10 @@ fn docker_compose_names_only_what_exists() {
     }
     let workspace = workspace_binaries();
     for program in &built {
-        match AWAITED_PROGRAMS.iter().find(|(p, _)| p == program) {
-            Some((_, why)) => assert!(
-                !workspace.contains(*program),
-                "{program} is now a workspace binary: take it off AWAITED_PROGRAMS ({why})"
-            ),
-            None => assert!(
-                workspace.contains(*program),
-                "the Dockerfile builds {program}, no workspace binary"
-            ),
-        }
+        assert!(
+            workspace.contains(*program),
+            "the Dockerfile builds {program}, no workspace binary"
+        );
     }
     for s in services.iter().filter(|s| s.target() == "tools") {
         for program in s.programs() {
