@@ -85,6 +85,20 @@ pub fn filter_wasm() -> Result<PathBuf, String> {
     }
 }
 
+/// The test-only module that panics on `x-test-panic: 1` (tests/panic-filter),
+/// built by `make test`.
+pub fn panic_filter_wasm() -> Result<PathBuf, String> {
+    let path = workspace_root().join("target/wasm32-wasip1/release/panic_filter.wasm");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing: build it with `make test` (cargo build --release --target wasm32-wasip1 -p panic-filter)",
+            path.display()
+        ))
+    }
+}
+
 /// A running Envoy. Dropping it kills the process.
 pub struct Envoy {
     child: Child,

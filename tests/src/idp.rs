@@ -7,7 +7,7 @@ use crate::jwt::{Alg, Issuer};
 use crate::tls::{Leaf, Received, TestCa, TlsServer};
 use serde_json::{json, Value};
 use std::net::{Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -19,21 +19,24 @@ pub struct TlsIdp {
     pub url: String,
     pub audience: String,
     fetches: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
     _server: TlsServer,
 }
 
 impl TlsIdp {
-    /// Serves the JWKS at `JWKS_PATH` (or 503 there when `down`).
+    /// Serves the JWKS at `JWKS_PATH` (or 503 there while `down`, see `set_down`).
     pub fn start(ca: &TestCa, audience: &str, down: bool) -> TlsIdp {
         let issuer = Issuer::new();
         let jwks = issuer.jwks();
         let fetches = Arc::new(AtomicUsize::new(0));
         let counter = fetches.clone();
+        let down = Arc::new(AtomicBool::new(down));
+        let is_down = down.clone();
         let server = TlsServer::start(
             &ca.leaf(&["localhost"]),
             Arc::new(move |r: &Received| {
                 counter.fetch_add(1, Ordering::SeqCst);
-                match (r.path == JWKS_PATH, down) {
+                match (r.path == JWKS_PATH, is_down.load(Ordering::SeqCst)) {
                     (true, false) => (200, jwks.clone()),
                     (true, true) => (503, "{}".into()),
                     (false, _) => (404, "{}".into()),
@@ -46,8 +49,14 @@ impl TlsIdp {
             issuer,
             audience: audience.into(),
             fetches,
+            down,
             _server: server,
         }
+    }
+
+    /// From now on, the JWKS endpoint answers 503 (`true`) or the keys.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
     }
 
     pub fn jwks_uri(&self) -> String {
