@@ -24,7 +24,7 @@ pub const ALWAYS_STRIPPED_PREFIXES: [&str; 3] = ["x-jwt-", "x-amz-", "x-amzn-lat
 
 /// Prefixes an output header may not use: they belong to AWS, Envoy or the
 /// forwarding chain, and a token must not be able to set them.
-const RESERVED_OUTPUT_PREFIXES: [&str; 4] = ["x-amz", "x-envoy-", "x-forwarded-", "x-request-id"];
+pub const RESERVED_OUTPUT_PREFIXES: [&str; 4] = ["x-amz", "x-envoy-", "x-forwarded-", "x-request-id"];
 
 /// What to do when a token has more scopes than `max_scopes`.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -315,6 +315,15 @@ fn check_output_name(field: &str, name: &str, is_prefix: bool, errors: &mut Vec<
         errors.push(format!(
             "{field}: `{name}` is reserved (`{p}*` belongs to AWS, Envoy or the proxy chain)"
         ));
+    } else if let Some(p) = RESERVED_OUTPUT_PREFIXES
+        .iter()
+        .find(|p| is_prefix && p.starts_with(name))
+    {
+        // A scope is appended to a prefix: `x-e` and `nvoy-original-path`
+        // would make `x-envoy-original-path`.
+        errors.push(format!(
+            "{field}: `{name}` would let a token's values make `{p}*` headers (they belong to AWS, Envoy or the proxy chain)"
+        ));
     }
 }
 
@@ -392,6 +401,21 @@ mod tests {
         assert_eq!(e.len(), 2, "{e:?}");
         assert!(e[0].starts_with("scope_header_prefix: `x-amz-` is reserved"));
         assert!(e[1].starts_with("subject_header: `authorization` must start with `x-`"));
+    }
+
+    #[test]
+    fn a_prefix_cannot_lead_into_reserved_names() {
+        let e = errors(
+            r#"{"scope_header_prefix": "x-e", "allowed_client_headers": [],
+                "claims": [{"claim": "roles", "header_prefix": "x-f"}]}"#,
+        );
+        assert_eq!(
+            e,
+            [
+                "scope_header_prefix: `x-e` would let a token's values make `x-envoy-*` headers (they belong to AWS, Envoy or the proxy chain)",
+                "claims[0].header_prefix: `x-f` would let a token's values make `x-forwarded-*` headers (they belong to AWS, Envoy or the proxy chain)",
+            ]
+        );
     }
 
     #[test]
