@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod frontend;
+pub mod fuzzing;
 pub mod model;
 pub mod output;
 pub mod policies;

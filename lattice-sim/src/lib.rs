@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod front;
+pub mod fuzzing;
 pub mod http_server;
 pub mod lattice;
 pub mod policy;

@@ -10,6 +10,7 @@
 //! - [`signature`]: the signing guard's test for a SigV4-signed request.
 
 pub mod config;
+pub mod fuzzing;
 pub mod mapping;
 pub mod names;
 pub mod pairs;

@@ -1,0 +1,135 @@
+//! The properties the fuzz target in `envoy-gen/fuzz/` checks.
+//! `tests/fuzz_corpus.rs` replays the committed corpus through the same
+//! function on stable Rust, so `make test` checks what the fuzzer found
+//! interesting without a nightly toolchain.
+//!
+//! Why in the crate and not behind a cargo feature: the nightly fuzz
+//! project and the stable test must call one definition, and `make test`
+//! runs the plain workspace. The module is hidden from the documentation and
+//! never panics: a broken property is an `Err` naming it, which the fuzz
+//! target turns into a crash and the corpus test into a failure.
+#![doc(hidden)]
+
+use crate::args::{ListenArgs, Overrides};
+use crate::model::{self, Caller, Problem, System};
+use crate::spec::{self, Origin};
+use crate::{frontend, policies, report, sidecar};
+use jwt_scopes_core::names::{is_lowercase_header_name, scope_header_name};
+use jwt_scopes_core::Config;
+use std::path::Path;
+
+/// A property check: `Err` says which property the input breaks.
+pub type Check = fn(&[u8]) -> Result<(), String>;
+
+/// Every fuzz target of this crate, by its name in `fuzz/fuzz_targets/`.
+pub const TARGETS: [(&str, Check); 1] = [("spec", check_spec)];
+
+macro_rules! ensure {
+    ($cond:expr, $($message:tt)+) => {
+        if !$cond {
+            return Err(format!($($message)+));
+        }
+    };
+}
+
+/// How the message of a template or internal failure starts: never the
+/// user's fault.
+const BUG: &str = "bug in envoy-gen";
+
+/// The spec parser and the model. Input: a spec file (bytes that are not
+/// UTF-8 are replaced, as a lossy read would).
+///
+/// Properties: no panic; a parse error has a line and column; every
+/// problem of the semantic checks names a position in the file or a field,
+/// and none is a bug; the report of them formats; a spec that loads gives a
+/// filter configuration the filter accepts, policies whose scope headers
+/// are the ones the filter emits, and renders its frontend, every sidecar
+/// and its policies without a bug (sidecars and policies may still ask for
+/// what they need, naming the field).
+pub fn check_spec(data: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(data);
+    let path = Path::new("spec.yaml");
+    let parsed = match spec::parse(&text) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            ensure!(!error.message.is_empty(), "a parse error without a message");
+            ensure!(
+                error.line.is_some(),
+                "parse error {:?} has no line and column",
+                error.message
+            );
+            return Ok(());
+        }
+    };
+    let system = match model::resolve(parsed, &Overrides::default()) {
+        Ok(system) => system,
+        Err(problems) => {
+            ensure!(!problems.is_empty(), "refused without a problem");
+            check_problems("the spec", &problems)?;
+            let printed = report(&problems, Some((path, &text)));
+            ensure!(
+                printed.ends_with("nothing was written\n"),
+                "the report does not end with its summary"
+            );
+            return Ok(());
+        }
+    };
+    check_system(&system)
+}
+
+/// Every problem names where (a position or a field) and what, and none is
+/// envoy-gen's own failure.
+fn check_problems(what: &str, problems: &[Problem]) -> Result<(), String> {
+    for problem in problems {
+        ensure!(
+            matches!(problem.origin, Origin::File { .. }) || !problem.field.is_empty(),
+            "{what}: problem {:?} names neither a position nor a field",
+            problem.message
+        );
+        ensure!(!problem.message.is_empty(), "{what}: a problem without a message");
+        // Only the start counts: a message may quote the user's text.
+        ensure!(!problem.message.starts_with(BUG), "{what}: {}", problem.message);
+    }
+    Ok(())
+}
+
+fn check_system(system: &System) -> Result<(), String> {
+    let config = Config::from_json(system.frontend.filter_config.as_bytes())
+        .map_err(|e| format!("the filter refuses the configuration envoy-gen wrote: {e}"))?;
+    for service in &system.services {
+        for caller in &service.callers {
+            let headers = match caller {
+                Caller::Frontend { scope_headers } | Caller::Service { scope_headers, .. } => scope_headers,
+                Caller::Anonymous => continue,
+            };
+            for header in headers {
+                let emitted = scope_header_name(&config.scope_header_prefix, &header.scope, config.scope_encoding);
+                ensure!(
+                    emitted.as_deref() == Some(header.header.as_str()) && is_lowercase_header_name(&header.header),
+                    "{}: scope {:?} is granted on {:?}, but the filter emits {emitted:?}",
+                    service.name,
+                    header.scope,
+                    header.header
+                );
+            }
+        }
+    }
+
+    let frontend = frontend::render(system).map_err(|e| format!("the frontend does not render: {e}"))?;
+    ensure!(!frontend.is_empty(), "the frontend renders empty");
+    for service in &system.services {
+        if let Err(problems) = sidecar::render(system, &service.name, &ListenArgs::default()) {
+            check_problems(&format!("sidecar {}", service.name), &problems)?;
+        }
+    }
+    match policies::render(system) {
+        Ok(rendered) => {
+            for (file, text) in &rendered.files {
+                serde_json::from_str::<serde_json::Value>(text)
+                    .map_err(|e| format!("policy {} is not JSON: {e}", file.display()))?;
+            }
+        }
+        Err(problems) => check_problems("the policies", &problems)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! Properties: `lattice_sim::fuzzing::check_policy`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Err(violation) = lattice_sim::fuzzing::check_policy(data) {
+        panic!("{violation}");
+    }
+});
