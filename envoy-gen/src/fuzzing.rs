@@ -39,25 +39,29 @@ const BUG: &str = "bug in envoy-gen";
 /// The spec parser and the model. Input: a spec file (bytes that are not
 /// UTF-8 are replaced, as a lossy read would).
 ///
-/// Properties: no panic; a parse error has a line and column; every
-/// problem of the semantic checks names a position in the file or a field,
-/// and none is a bug; the report of them formats; a spec that loads gives a
-/// filter configuration the filter accepts, policies whose scope headers
-/// are the ones the filter emits, and renders its frontend, every sidecar
-/// and its policies without a bug (sidecars and policies may still ask for
-/// what they need, naming the field).
+/// Properties: no panic; every parse error has a line and column and none
+/// is a bug; every problem of the semantic checks names a position in the
+/// file or a field, and none is a bug; the report of them formats; a spec
+/// that loads gives a filter configuration the filter accepts, policies
+/// whose scope headers are the ones the filter emits, and renders its
+/// frontend, every sidecar and its policies without a bug (sidecars and
+/// policies may still ask for what they need, naming the field).
 pub fn check_spec(data: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(data);
     let path = Path::new("spec.yaml");
     let parsed = match spec::parse(&text) {
         Ok(parsed) => parsed,
-        Err(error) => {
-            ensure!(!error.message.is_empty(), "a parse error without a message");
-            ensure!(
-                error.line.is_some(),
-                "parse error {:?} has no line and column",
-                error.message
-            );
+        Err(problems) => {
+            ensure!(!problems.is_empty(), "the parser refused without a problem");
+            for problem in &problems {
+                ensure!(!problem.message.is_empty(), "a parse error without a message");
+                ensure!(
+                    matches!(problem.origin, Origin::File { .. }),
+                    "parse error {:?} has no line and column",
+                    problem.message
+                );
+                ensure!(!problem.message.starts_with(BUG), "parsing: {}", problem.message);
+            }
             return Ok(());
         }
     };

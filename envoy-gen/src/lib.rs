@@ -12,6 +12,7 @@ pub mod render;
 pub mod sidecar;
 pub mod spec;
 pub mod validate;
+pub mod yaml;
 
 use args::Overrides;
 use model::{Problem, System};
@@ -23,16 +24,7 @@ use std::path::Path;
 /// report to print (every problem, with locations).
 pub fn load(spec_file: Option<(&Path, &str)>, overrides: &Overrides) -> Result<System, String> {
     let spec = match spec_file {
-        Some((_, text)) => spec::parse(text).map_err(|e| {
-            let problem = Problem {
-                origin: e
-                    .line
-                    .map_or(Origin::Default, |(line, column)| Origin::File { line, column }),
-                field: String::new(),
-                message: e.message,
-            };
-            report(&[problem], spec_file)
-        })?,
+        Some((_, text)) => spec::parse(text).map_err(|problems| report(&problems, spec_file))?,
         None => spec::Spec::default(),
     };
     model::resolve(spec, overrides).map_err(|problems| report(&problems, spec_file))

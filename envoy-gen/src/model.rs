@@ -4,7 +4,7 @@
 //! a `System`.
 
 use crate::args::{FrontendArgs, ListenArgs, Overrides};
-use crate::spec::{CallerSpec, Credentials, IssuerSpec, Located, NetworkSpec, Origin, ServiceSpec, Spec};
+use crate::spec::{CallerSpec, Credentials, IssuerSpec, Located, NetworkSpec, OneOrMany, Origin, ServiceSpec, Spec};
 use jwt_scopes_core::config::RawConfig;
 use jwt_scopes_core::names::scope_header_name;
 use jwt_scopes_core::Config;
@@ -191,14 +191,10 @@ impl Checker {
     }
 }
 
-fn located<T: Clone>(
-    spec: Option<&serde_saphyr::Spanned<T>>,
-    flag: Option<T>,
-    flag_name: &'static str,
-) -> Option<Located<T>> {
+fn located<T: Clone>(spec: Option<&Located<T>>, flag: Option<T>, flag_name: &'static str) -> Option<Located<T>> {
     match (flag, spec) {
         (Some(value), _) => Some(Located::flag(value, flag_name)),
-        (None, Some(spanned)) => Some(spanned.clone().into()),
+        (None, Some(located)) => Some(located.clone()),
         (None, None) => None,
     }
 }
@@ -242,7 +238,7 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
             c.problem(&d.origin, "domain", format!("`{}` is not a DNS name", d.value));
         }
     }
-    let account = spec.account.map(Located::<String>::from);
+    let account = spec.account;
     if let Some(a) = &account {
         if !is_account_id(&a.value) {
             c.problem(
@@ -297,22 +293,21 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
         hops.value
     });
     let tls = spec.tls.map(|t| {
-        let origin: Located<_> = t.into();
-        for (field, path) in [("tls.cert", &origin.value.cert), ("tls.key", &origin.value.key)] {
+        for (field, path) in [("tls.cert", &t.value.cert), ("tls.key", &t.value.key)] {
             if path.is_empty() {
-                c.problem(&origin.origin, field, "must not be empty");
+                c.problem(&t.origin, field, "must not be empty");
             }
         }
         Tls {
-            cert: origin.value.cert,
-            key: origin.value.key,
+            cert: t.value.cert,
+            key: t.value.key,
         }
     });
 
     let frontend_role = spec
         .frontend
         .and_then(|f| f.role)
-        .and_then(|r| role(&mut c, "frontend.role", &r.into(), account.as_ref()));
+        .and_then(|r| role(&mut c, "frontend.role", &r, account.as_ref()));
 
     let (mut services, service_specs) = services(
         &mut c,
@@ -342,7 +337,7 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
         None => services.first().map(|s| s.name.clone()),
     };
 
-    let oauth_spec = spec.oauth.as_ref().map(|o| Located::<bool>::from(o.clone()));
+    let oauth_spec = spec.oauth;
     let oauth = if flags.no_oauth {
         false
     } else {
@@ -429,17 +424,15 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
 
 /// The spec's methods, checked: standard methods only, exact case, each
 /// once; TRACE and CONNECT never.
-fn methods(c: &mut Checker, spec: Option<serde_saphyr::Spanned<Vec<serde_saphyr::Spanned<String>>>>) -> Vec<String> {
-    let Some(spec) = spec else {
+fn methods(c: &mut Checker, spec: Option<Located<OneOrMany<Located<String>>>>) -> Vec<String> {
+    let Some(list) = spec else {
         return DEFAULT_METHODS.iter().map(|m| m.to_string()).collect();
     };
-    let list: Located<Vec<serde_saphyr::Spanned<String>>> = spec.into();
     if list.value.is_empty() {
         c.problem(&list.origin, "methods", "must allow at least one method");
     }
     let mut out: Vec<String> = Vec::new();
     for (i, method) in list.value.into_iter().enumerate() {
-        let method: Located<String> = method.into();
         let field = format!("methods[{i}]");
         let upper = method.value.to_ascii_uppercase();
         let problem = match upper.as_str() {
@@ -700,9 +693,9 @@ fn relations(
     for (service, r) in services.iter_mut().zip(&specs) {
         for (j, (origin, caller)) in r.callers.iter().enumerate() {
             let field = format!("{}.callers[{j}]", r.field);
-            let from: Located<String> = caller.from.clone().into();
-            let scopes: Option<Located<Vec<serde_saphyr::Spanned<String>>>> = caller.scopes.clone().map(Into::into);
-            let scope_headers = scope_headers(c, &field, scopes.as_ref(), filter);
+            let from = &caller.from;
+            let scopes = caller.scopes.as_ref();
+            let scope_headers = scope_headers(c, &field, scopes, filter);
             let parsed = match from.value.as_str() {
                 "frontend" => {
                     if frontend_role.is_none() {
@@ -809,7 +802,7 @@ const RESERVED_CALLERS: [&str; 2] = ["frontend", "anonymous"];
 fn scope_headers(
     c: &mut Checker,
     field: &str,
-    scopes: Option<&Located<Vec<serde_saphyr::Spanned<String>>>>,
+    scopes: Option<&Located<OneOrMany<Located<String>>>>,
     filter: Option<&Config>,
 ) -> Vec<ScopeHeader> {
     let Some(scopes) = scopes else {
@@ -824,7 +817,7 @@ fn scope_headers(
     }
     let mut out: Vec<ScopeHeader> = Vec::new();
     for (k, scope) in scopes.value.iter().enumerate() {
-        let scope: Located<String> = scope.clone().into();
+        let scope: Located<String> = scope.clone();
         let field = format!("{field}.scopes[{k}]");
         // RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
         let is_token = !scope.value.is_empty()
@@ -901,7 +894,6 @@ fn network(c: &mut Checker, spec: Option<NetworkSpec>, services: &[Service], fro
         }
         Some(list) => {
             for (i, p) in list.into_iter().enumerate() {
-                let p: Located<String> = p.into();
                 let field = format!("network.principals[{i}]");
                 match p.value.as_str() {
                     "anonymous" => network.anonymous = true,
@@ -1097,7 +1089,7 @@ impl Relations {
 
 fn services(
     c: &mut Checker,
-    spec: Option<Vec<serde_saphyr::Spanned<ServiceSpec>>>,
+    spec: Option<OneOrMany<Located<ServiceSpec>>>,
     flags: &FrontendArgs,
     domain: Option<&Located<String>>,
     endpoint: Option<&SocketAddress>,
@@ -1118,31 +1110,28 @@ fn services(
         }
         for (i, item) in list.into_iter().enumerate() {
             let s = item.value;
-            let name: Located<String> = s.name.into();
+            let name: Located<String> = s.name;
             let sidecar = s.sidecar.unwrap_or_default();
             entries.push(ServiceEntry {
                 relations: Relations {
                     field: format!("services[{i}]"),
                     name_origin: name.origin.clone(),
-                    id: s.id.map(Into::into),
-                    role: s.role.map(Into::into),
-                    calls: s.calls.unwrap_or_default().into_iter().map(Into::into).collect(),
+                    id: s.id,
+                    role: s.role,
+                    calls: s.calls.map(|calls| calls.0).unwrap_or_default(),
                     callers: s
                         .callers
                         .unwrap_or_default()
                         .into_iter()
-                        .map(|c| {
-                            let l: Located<CallerSpec> = c.into();
-                            (l.origin, l.value)
-                        })
+                        .map(|c| (c.origin, c.value))
                         .collect(),
                     propagate_identity: s.propagate_identity.is_some_and(|p| p.value),
-                    sidecar_listen: sidecar.listen.map(Into::into),
-                    sidecar_admin: sidecar.admin.map(Into::into),
+                    sidecar_listen: sidecar.listen,
+                    sidecar_admin: sidecar.admin,
                 },
                 name,
-                host: s.host.map(Into::into),
-                path: s.path.map(Into::into),
+                host: s.host,
+                path: s.path,
             });
         }
     } else {
@@ -1318,14 +1307,13 @@ struct IssuerEntry {
 
 impl From<IssuerSpec> for IssuerEntry {
     fn from(i: IssuerSpec) -> Self {
-        let audiences: Located<Vec<serde_saphyr::Spanned<String>>> = i.audiences.into();
         IssuerEntry {
-            name: i.name.into(),
-            issuer: Some(i.issuer.into()),
-            jwks_uri: Some(i.jwks_uri.into()),
+            name: i.name,
+            issuer: Some(i.issuer),
+            jwks_uri: Some(i.jwks_uri),
             audiences: Located {
-                value: audiences.value.into_iter().map(Into::into).collect(),
-                origin: audiences.origin,
+                value: i.audiences.value.0,
+                origin: i.audiences.origin,
             },
             cache_seconds: i.jwks_cache_seconds.unwrap_or(600),
         }
@@ -1334,7 +1322,7 @@ impl From<IssuerSpec> for IssuerEntry {
 
 fn issuers(
     c: &mut Checker,
-    spec: Option<Vec<serde_saphyr::Spanned<IssuerSpec>>>,
+    spec: Option<OneOrMany<Located<IssuerSpec>>>,
     flags: &FrontendArgs,
     ca: &str,
 ) -> Vec<Provider> {
@@ -1466,14 +1454,11 @@ fn issuers(
 /// The filter's JSON configuration, and the filter's own reading of it.
 fn filter_config(
     c: &mut Checker,
-    spec: Option<serde_saphyr::Spanned<RawConfig>>,
+    spec: Option<Located<RawConfig>>,
     providers: &[Provider],
 ) -> (String, Option<Config>) {
     let (mut raw, origin) = match spec {
-        Some(s) => {
-            let l: Located<RawConfig> = s.into();
-            (l.value, l.origin)
-        }
+        Some(s) => (s.value, s.origin),
         None => (RawConfig::default(), Origin::Default),
     };
     if raw.payload_metadata_keys != RawConfig::default().payload_metadata_keys {

@@ -1,11 +1,18 @@
-//! The spec file, as written: typed parsing only. Unknown fields and wrong
-//! types are errors with line and column (serde-saphyr); every value that a
-//! later semantic check may reject keeps its location (`Spanned`).
+//! The spec file, as written: typed parsing only. Unknown fields, missing
+//! fields and wrong types are errors naming the field, with line and
+//! column, all of them at once (`yaml.rs` reads the file); every value that
+//! a later semantic check may reject keeps its location (`Located`). A list
+//! may be written as its single item (`audiences: api://default`).
 
+use crate::model::Problem;
+use crate::yaml;
 use jwt_scopes_core::config::RawConfig;
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_saphyr::Spanned;
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,15 +48,128 @@ impl<T> Located<T> {
     }
 }
 
-impl<T> From<Spanned<T>> for Located<T> {
-    fn from(spanned: Spanned<T>) -> Self {
-        Located {
-            origin: Origin::File {
-                line: spanned.referenced.line() as u32,
-                column: spanned.referenced.column() as u32,
-            },
-            value: spanned.value,
+/// Read from a spec file, a value knows its line and column (see
+/// `yaml.rs`); from any other deserializer it is the value alone, with a
+/// default origin.
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_newtype_struct(yaml::LOCATED, LocatedVisitor(PhantomData))
+    }
+}
+
+struct LocatedVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for LocatedVisitor<T> {
+    type Value = Located<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a value")
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, deserializer: D) -> Result<Located<T>, D::Error> {
+        T::deserialize(deserializer).map(Located::default)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Located<T>, A::Error> {
+        let bug = || de::Error::custom("bug in envoy-gen: a value without its position");
+        let line = seq.next_element::<u32>()?.ok_or_else(bug)?;
+        let column = seq.next_element::<u32>()?.ok_or_else(bug)?;
+        let value = seq.next_element::<T>()?.ok_or_else(bug)?;
+        Ok(Located {
+            value,
+            origin: Origin::File { line, column },
+        })
+    }
+}
+
+/// The schema of the value itself: the position is not written.
+impl<T: JsonSchema> JsonSchema for Located<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<T>()
+    }
+}
+
+/// A list in the spec: a YAML sequence, or a single item for a list of one
+/// (`audiences: api://default` is `audiences: [api://default]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        OneOrMany(Vec::new())
+    }
+}
+
+impl<T> std::ops::Deref for OneOrMany<T> {
+    type Target = Vec<T>;
+
+    fn deref(&self) -> &Vec<T> {
+        &self.0
+    }
+}
+
+impl<T> IntoIterator for OneOrMany<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+/// Read from a spec file, a value that is not a sequence is the only item
+/// (see `yaml.rs`); any other deserializer reads a sequence.
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_newtype_struct(yaml::ONE_OR_MANY, OneOrManyVisitor(PhantomData))
+    }
+}
+
+struct OneOrManyVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrManyVisitor<T> {
+    type Value = OneOrMany<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list or a single item")
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, deserializer: D) -> Result<OneOrMany<T>, D::Error> {
+        Vec::deserialize(deserializer).map(OneOrMany)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany<T>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
         }
+        Ok(OneOrMany(items))
+    }
+}
+
+/// Either the item's schema or a list of them.
+impl<T: JsonSchema> JsonSchema for OneOrMany<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        format!("OneOrMany_{}", T::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let item = generator.subschema_for::<T>();
+        schemars::json_schema!({
+            "anyOf": [item, {"type": "array", "items": item}]
+        })
     }
 }
 
@@ -77,68 +197,52 @@ pub enum Credentials {
 #[serde(deny_unknown_fields)]
 pub struct Spec {
     /// The 12-digit AWS account of the roles and services (needed by `policies`).
-    #[schemars(with = "Option<String>")]
-    pub account: Option<Spanned<String>>,
+    pub account: Option<Located<String>>,
     /// The frontend's own identity.
     pub frontend: Option<FrontendSpec>,
     /// The service network's auth policy.
     pub network: Option<NetworkSpec>,
     /// Listener address, `ADDR:PORT` (default `0.0.0.0:8080`).
-    #[schemars(with = "Option<String>")]
-    pub listen: Option<Spanned<String>>,
+    pub listen: Option<Located<String>>,
     /// TLS on the listener (default: plain HTTP, e.g. behind a load balancer).
-    #[schemars(with = "Option<ListenerTls>")]
-    pub tls: Option<Spanned<ListenerTls>>,
+    pub tls: Option<Located<ListenerTls>>,
     /// How many proxies in front of the frontend append to `X-Forwarded-For`
     /// and are trusted to (default 0: clients connect directly; 1 behind a
     /// load balancer such as an ALB). Lattice receives one address: the
     /// client's as those proxies saw it.
-    #[schemars(with = "Option<u32>")]
-    pub xff_trusted_hops: Option<Spanned<u32>>,
+    pub xff_trusted_hops: Option<Located<u32>>,
     /// Admin interface, `ADDR:PORT` on a loopback address (default `127.0.0.1:9901`).
-    #[schemars(with = "Option<String>")]
-    pub admin: Option<Spanned<String>>,
+    pub admin: Option<Located<String>>,
     /// AWS region of the Lattice services, e.g. `us-west-2`.
-    #[schemars(with = "Option<String>")]
-    pub region: Option<Spanned<String>>,
+    pub region: Option<Located<String>>,
     /// DNS domain of the services: a service's host defaults to `<name>.<domain>`.
-    #[schemars(with = "Option<String>")]
-    pub domain: Option<Spanned<String>>,
+    pub domain: Option<Located<String>>,
     /// Validate OAuth2 bearer tokens (default true). `false` is the reference
     /// sample's deploy without OAuth: requests are only signed.
-    #[schemars(with = "Option<bool>")]
-    pub oauth: Option<Spanned<bool>>,
+    pub oauth: Option<Located<bool>>,
     /// Token issuers; a token from any of them is accepted.
-    #[schemars(with = "Option<Vec<IssuerSpec>>")]
-    pub issuers: Option<Vec<Spanned<IssuerSpec>>>,
+    pub issuers: Option<OneOrMany<Located<IssuerSpec>>>,
     /// Lattice services (default app1, app2, app3). `/<path>` routes to each.
-    #[schemars(with = "Option<Vec<ServiceSpec>>")]
-    pub services: Option<Vec<Spanned<ServiceSpec>>>,
+    pub services: Option<OneOrMany<Located<ServiceSpec>>>,
     /// The service for paths that match no other (default: the first).
-    #[schemars(with = "Option<String>")]
-    pub default_service: Option<Spanned<String>>,
+    pub default_service: Option<Located<String>>,
     /// Path of `jwt_scopes.wasm` where Envoy runs (default `/etc/envoy/jwt_scopes.wasm`):
     /// the frontend's filter, and the guard that refuses unsigned requests on the
     /// frontend and the sidecars.
-    #[schemars(with = "Option<String>")]
-    pub wasm: Option<Spanned<String>>,
+    pub wasm: Option<Located<String>>,
     /// AWS credentials for signing (default `default`).
-    #[schemars(with = "Option<Credentials>")]
-    pub credentials: Option<Spanned<Credentials>>,
+    pub credentials: Option<Located<Credentials>>,
     /// HTTP methods the frontend and the sidecars forward, upper case (default
     /// GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS). Any other method, in
     /// any case, is refused with 405; TRACE and CONNECT cannot be allowed.
-    #[schemars(with = "Option<Vec<String>>")]
-    pub methods: Option<Spanned<Vec<Spanned<String>>>>,
+    pub methods: Option<Located<OneOrMany<Located<String>>>>,
     /// Where and how to reach Lattice.
     pub lattice: Option<LatticeSpec>,
     /// CA bundle that verifies the JWKS servers (default: the system bundle).
-    #[schemars(with = "Option<String>")]
-    pub jwks_ca: Option<Spanned<String>>,
+    pub jwks_ca: Option<Located<String>>,
     /// The jwt_scopes filter's configuration (see the README); `payload_metadata_keys`
     /// is set from `issuers`.
-    #[schemars(with = "Option<RawConfig>")]
-    pub filter: Option<Spanned<RawConfig>>,
+    pub filter: Option<Located<RawConfig>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -154,17 +258,13 @@ pub struct ListenerTls {
 #[serde(deny_unknown_fields)]
 pub struct IssuerSpec {
     /// Short name: Envoy provider, cluster and metadata key (`[a-z0-9_]+`).
-    #[schemars(with = "String")]
-    pub name: Spanned<String>,
+    pub name: Located<String>,
     /// The `iss` claim, an https URL.
-    #[schemars(with = "String")]
-    pub issuer: Spanned<String>,
+    pub issuer: Located<String>,
     /// The JWKS endpoint, an https URL.
-    #[schemars(with = "String")]
-    pub jwks_uri: Spanned<String>,
+    pub jwks_uri: Located<String>,
     /// Accepted `aud` values (at least one).
-    #[schemars(with = "Vec<String>")]
-    pub audiences: Spanned<Vec<Spanned<String>>>,
+    pub audiences: Located<OneOrMany<Located<String>>>,
     /// How long fetched keys are cached (default 600).
     pub jwks_cache_seconds: Option<u32>,
 }
@@ -173,35 +273,27 @@ pub struct IssuerSpec {
 #[serde(deny_unknown_fields)]
 pub struct ServiceSpec {
     /// Service name (`[a-z0-9][a-z0-9-]*`).
-    #[schemars(with = "String")]
-    pub name: Spanned<String>,
+    pub name: Located<String>,
     /// Lattice service DNS name (default `<name>.<domain>`).
-    #[schemars(with = "Option<String>")]
-    pub host: Option<Spanned<String>>,
+    pub host: Option<Located<String>>,
     /// Path prefix routed to the service, matched on whole segments (default `/<name>`).
-    #[schemars(with = "Option<String>")]
-    pub path: Option<Spanned<String>>,
+    pub path: Option<Located<String>>,
     /// The Lattice service id (`svc-` and 17 hex digits) once it exists; narrows
     /// the callers' identity policies to this service (without it they name
     /// every service of the account).
-    #[schemars(with = "Option<String>")]
-    pub id: Option<Spanned<String>>,
+    pub id: Option<Located<String>>,
     /// The IAM role the service (and its sidecar) runs as: a role name in
     /// `account`, or a role ARN. Needed when it calls another service or is named
     /// as a caller.
-    #[schemars(with = "Option<String>")]
-    pub role: Option<Spanned<String>>,
+    pub role: Option<Located<String>>,
     /// Services this one may call through its sidecar (names of this spec).
-    #[schemars(with = "Option<Vec<String>>")]
-    pub calls: Option<Vec<Spanned<String>>>,
+    pub calls: Option<OneOrMany<Located<String>>>,
     /// Who may call this service; absent or empty: nobody.
-    #[schemars(with = "Option<Vec<CallerSpec>>")]
-    pub callers: Option<Vec<Spanned<CallerSpec>>>,
+    pub callers: Option<OneOrMany<Located<CallerSpec>>>,
     /// Let the app pass the user's `x-jwt-*` headers on through its sidecar
     /// (default false: the sidecar removes them). See the README on the
     /// confused-deputy risk: the app can then claim any scope.
-    #[schemars(with = "Option<bool>")]
-    pub propagate_identity: Option<Spanned<bool>>,
+    pub propagate_identity: Option<Located<bool>>,
     /// The service's egress sidecar.
     pub sidecar: Option<SidecarSpec>,
 }
@@ -210,21 +302,18 @@ pub struct ServiceSpec {
 #[serde(deny_unknown_fields)]
 pub struct FrontendSpec {
     /// The IAM role the frontend Envoy signs as: a role name in `account`, or a role ARN.
-    #[schemars(with = "Option<String>")]
-    pub role: Option<Spanned<String>>,
+    pub role: Option<Located<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSpec {
     /// The service network's name (used in the README's commands only).
-    #[schemars(with = "Option<String>")]
-    pub name: Option<Spanned<String>>,
+    pub name: Option<Located<String>>,
     /// Who may enter the service network: `frontend`, a service name, `anonymous`,
     /// an account id or an IAM role/user ARN. Default: the frontend, every service
     /// that calls another, and `anonymous` when a service admits it.
-    #[schemars(with = "Option<Vec<String>>")]
-    pub principals: Option<Vec<Spanned<String>>>,
+    pub principals: Option<OneOrMany<Located<String>>>,
 }
 
 /// One kind of caller a service admits.
@@ -233,23 +322,19 @@ pub struct NetworkSpec {
 pub struct CallerSpec {
     /// `frontend` (users arriving through the frontend), the name of a
     /// service of this spec, or `anonymous` (anyone, signed or not).
-    #[schemars(with = "String")]
-    pub from: Spanned<String>,
+    pub from: Located<String>,
     /// OAuth scopes the user's token must all carry (`frontend`, or a service
     /// with `propagate_identity`).
-    #[schemars(with = "Option<Vec<String>>")]
-    pub scopes: Option<Spanned<Vec<Spanned<String>>>>,
+    pub scopes: Option<Located<OneOrMany<Located<String>>>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SidecarSpec {
     /// The app's way out, `ADDR:PORT` on a loopback address (default `127.0.0.1:15001`).
-    #[schemars(with = "Option<String>")]
-    pub listen: Option<Spanned<String>>,
+    pub listen: Option<Located<String>>,
     /// Admin interface, on a loopback address (default `127.0.0.1:15000`).
-    #[schemars(with = "Option<String>")]
-    pub admin: Option<Spanned<String>>,
+    pub admin: Option<Located<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -257,40 +342,27 @@ pub struct SidecarSpec {
 pub struct LatticeSpec {
     /// Connect here instead of each service's host, `HOST:PORT` (local testing);
     /// SNI, Host and the signature keep the service name.
-    #[schemars(with = "Option<String>")]
-    pub endpoint: Option<Spanned<String>>,
+    pub endpoint: Option<Located<String>>,
     /// CA bundle that verifies the services (default: the system bundle).
-    #[schemars(with = "Option<String>")]
-    pub ca: Option<Spanned<String>>,
+    pub ca: Option<Located<String>>,
 }
 
-/// A typed-parsing failure.
-#[derive(Debug)]
-pub struct ParseError {
-    pub line: Option<(u32, u32)>,
-    pub message: String,
-}
-
-/// Parses a spec. YAML aliases are bounded by serde-saphyr's default budget,
-/// so a hostile file cannot expand without limit.
-pub fn parse(text: &str) -> Result<Spec, ParseError> {
-    if text.trim().is_empty() {
+/// Parses a spec: every problem of its YAML and of its types, each with
+/// line, column and field (see `yaml.rs`). An empty file is an empty spec.
+pub fn parse(text: &str) -> Result<Spec, Vec<Problem>> {
+    let root = yaml::parse(text).map_err(|e| {
+        vec![Problem {
+            origin: e
+                .line
+                .map_or(Origin::Default, |(line, column)| Origin::File { line, column }),
+            field: String::new(),
+            message: e.message,
+        }]
+    })?;
+    if root.is_null() {
         return Ok(Spec::default());
     }
-    serde_saphyr::from_str(text).map_err(|e| {
-        let location = e.location().map(|l| (l.line() as u32, l.column() as u32));
-        let plain = e.without_snippet().to_string();
-        // serde-saphyr appends " at line L, column C"; the location is
-        // reported separately.
-        let message = match plain.rfind(" at line ") {
-            Some(i) if location.is_some() => plain.get(..i).unwrap_or(&plain).to_string(),
-            _ => plain,
-        };
-        ParseError {
-            line: location,
-            message,
-        }
-    })
+    yaml::read(&root)
 }
 
 /// The JSON Schema of the spec, for editor completion.

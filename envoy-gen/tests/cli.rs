@@ -288,3 +288,63 @@ fn sidecar_routes_only_the_services_it_may_call() {
     let yaml: serde_json::Value = serde_saphyr::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
     assert_eq!(yaml["static_resources"]["clusters"], serde_json::json!([]));
 }
+
+/// Every file under `dir`, by path relative to it, with its text.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path.strip_prefix(dir).unwrap().to_path_buf(), text));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn single_items_render_like_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let render = |spec: &str, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--spec", spec]);
+        let out = envoy_gen(&all, cases_dir());
+        assert!(out.status.success(), "{spec}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let mut policies = Vec::new();
+    for spec in ["single_items.yaml", "single_items_as_lists.yaml"] {
+        let out_dir = dir.path().join(spec);
+        render(spec, &["policies", "-o", out_dir.to_str().unwrap()]);
+        policies.push(files_under(&out_dir));
+    }
+    let frontend = render("single_items.yaml", &["frontend"]);
+    assert_eq!(frontend, render("single_items_as_lists.yaml", &["frontend"]));
+    for service in ["app1", "app2"] {
+        assert_eq!(
+            render("single_items.yaml", &["sidecar", "--service", service]),
+            render("single_items_as_lists.yaml", &["sidecar", "--service", service]),
+            "{service}"
+        );
+    }
+    assert_eq!(policies[0], policies[1]);
+
+    // The single items took effect (and are not defaults).
+    for expected in [r#"audiences: ["api://default"]"#, r#"{"regex": "GET"}"#] {
+        assert!(frontend.contains(expected), "missing {expected}");
+    }
+    let policy = |name: &str| {
+        let found = policies[0].iter().find(|(path, _)| path == Path::new(name));
+        found.map(|(_, text)| text.as_str()).unwrap_or_default()
+    };
+    assert!(policy("service-network.json").contains("arn:aws:iam::111122223333:root"));
+    assert!(policy("services/app1.json").contains("role/app2"));
+    assert!(policy("services/app2.json").contains("x-jwt-scope-test.all"));
+    assert!(policy("roles/app2.json").contains("vpc-lattice-svcs:Invoke"));
+}
