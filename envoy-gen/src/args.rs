@@ -51,6 +51,10 @@ pub struct FrontendArgs {
     /// Accepted audience (`aud`); repeat for several.
     #[arg(long = "audience", value_name = "AUD")]
     pub audiences: Vec<String>,
+    /// Instead of --audience, for access tokens without `aud` (Amazon Cognito):
+    /// an accepted app client id (`client_id`); repeat for several.
+    #[arg(long = "client-id", value_name = "ID")]
+    pub client_ids: Vec<String>,
     /// JWKS endpoint of the issuer, an https URL.
     #[arg(long, value_name = "URL")]
     pub jwks_uri: Option<String>,
@@ -80,4 +84,60 @@ pub struct Overrides {
     pub lattice: LatticeArgs,
     #[command(flatten)]
     pub frontend: FrontendArgs,
+}
+
+/// The CPU architecture of the images an ECS task runs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arch {
+    #[default]
+    #[value(name = "x86_64")]
+    X86_64,
+    #[value(name = "arm64")]
+    Arm64,
+}
+
+/// How the system runs on ECS (`envoy-gen ecs`): images, sizes, logs. The
+/// spec says everything else; the task definitions carry no value of it
+/// that the image's entrypoint would not read from the spec itself.
+#[derive(Debug, Default, Clone, Args)]
+pub struct EcsArgs {
+    /// The lattice-jwt image holding the spec at /etc/lattice-jwt/spec.yaml
+    /// (deploy/ecs/Dockerfile): the frontend and every sidecar run it.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: String,
+    /// A service's application image; one for every service of the spec.
+    #[arg(long = "app-image", value_name = "SERVICE=IMAGE")]
+    pub app_images: Vec<String>,
+    /// The port a service's application listens on (default 8080).
+    #[arg(long = "app-port", value_name = "SERVICE=PORT")]
+    pub app_ports: Vec<String>,
+    /// The task execution role, which pulls the images and writes the logs
+    /// (default arn:aws:iam::<account>:role/ecsTaskExecutionRole).
+    #[arg(long, value_name = "ARN")]
+    pub execution_role: Option<String>,
+    /// The CloudWatch Logs group of every container (default /ecs/lattice-jwt).
+    #[arg(long, value_name = "NAME")]
+    pub log_group: Option<String>,
+    /// Prefix of every task definition family (default: the service network's
+    /// name and `-`, or none).
+    #[arg(long, value_name = "PREFIX")]
+    pub family_prefix: Option<String>,
+    /// CPU units of each task, a Fargate size: 256, 512, 1024, ... (default 512).
+    #[arg(long, value_name = "UNITS")]
+    pub cpu: Option<u32>,
+    /// Memory of each task in MiB, one that Fargate allows with --cpu (default 1024).
+    #[arg(long, value_name = "MIB")]
+    pub memory: Option<u32>,
+    /// The CPU architecture the images are built for.
+    #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+    pub arch: Arch,
+    /// Render no frontend task: only the services, calling each other through
+    /// their sidecars (the reference sample deployed with enable_oauth=False
+    /// runs no Envoy at the edge).
+    #[arg(long)]
+    pub no_frontend: bool,
+    /// CA bundle in the image that verifies the Lattice services (LATTICE_CA
+    /// of every Envoy), e.g. the ACM Private CA behind their custom domain names.
+    #[arg(long, value_name = "PEM")]
+    pub lattice_ca: Option<String>,
 }

@@ -2,6 +2,7 @@
 //! (`main.rs`) and the integration tests call the same functions.
 
 pub mod args;
+pub mod ecs;
 pub mod frontend;
 pub mod fuzzing;
 pub mod model;

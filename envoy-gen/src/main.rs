@@ -3,8 +3,8 @@
 //! spec (see the README).
 
 use clap::{Args, Parser, Subcommand};
-use envoy_gen::args::{LatticeArgs, ListenArgs, Overrides};
-use envoy_gen::{frontend, output, policies, report, sidecar, spec, validate};
+use envoy_gen::args::{EcsArgs, LatticeArgs, ListenArgs, Overrides};
+use envoy_gen::{ecs, frontend, output, policies, report, sidecar, spec, validate};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -31,6 +31,10 @@ enum Command {
     /// Render the Lattice auth policies (service network, each service) and
     /// each role's IAM identity policy as JSON files, or check committed ones.
     Policies(PoliciesCommand),
+    /// Render the ECS task definitions (Fargate) of the frontend and of each
+    /// service with its sidecar, as JSON for `aws ecs register-task-definition
+    /// --cli-input-json`, or check committed ones.
+    Ecs(EcsCommand),
     /// Check a rendered configuration with the real Envoy (`envoy --mode validate`).
     Validate(ValidateArgs),
     /// Print the JSON Schema of the spec file (for editor completion).
@@ -94,6 +98,27 @@ struct PoliciesCommand {
 }
 
 #[derive(Args)]
+struct EcsCommand {
+    /// YAML spec file: the one the image holds at /etc/lattice-jwt/spec.yaml.
+    #[arg(long, value_name = "FILE")]
+    spec: PathBuf,
+    #[command(flatten)]
+    ecs: EcsArgs,
+    /// Write the task definitions into this directory (created if needed).
+    #[arg(
+        short,
+        long,
+        value_name = "DIR",
+        required_unless_present = "check",
+        conflicts_with = "check"
+    )]
+    output: Option<PathBuf>,
+    /// Compare the task definitions in this directory with the spec; exit 1 on any difference.
+    #[arg(long, value_name = "DIR")]
+    check: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct ValidateArgs {
     /// The Envoy configuration to check.
     file: PathBuf,
@@ -108,6 +133,7 @@ fn main() -> ExitCode {
         Command::Frontend(command) => run_frontend(*command),
         Command::Sidecar(command) => run_sidecar(command),
         Command::Policies(command) => run_policies(command),
+        Command::Ecs(command) => run_ecs(command),
         Command::Validate(args) => validate::run(&args.file, args.envoy.as_deref()),
         Command::Schema { output } => spec::schema()
             .map_err(|e| format!("error: {e}\n"))
@@ -184,6 +210,29 @@ fn run_policies(command: PoliciesCommand) -> Result<(), String> {
             }
         }
         (Some(dir), None) => policies::write(dir, &rendered).map_err(|e| format!("error: {e}\n")),
+        (None, None) => Err("error: give -o DIR or --check DIR\n".into()),
+    }
+}
+
+fn run_ecs(command: EcsCommand) -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(&command.spec).map_err(|e| format!("error: {}: {e}\n", command.spec.display()))?;
+    let source = Some((command.spec.as_path(), text.as_str()));
+    let system = envoy_gen::load(source, &Overrides::default())?;
+    let files = ecs::render(&system, &command.ecs).map_err(|p| report(&p, source))?;
+    match (&command.output, &command.check) {
+        (_, Some(dir)) => {
+            let drift = ecs::drift(dir, &files);
+            if drift.is_empty() {
+                println!("{}: the task definitions match the spec", dir.display());
+                Ok(())
+            } else {
+                let mut message: String = drift.iter().map(|d| format!("error: {d}\n")).collect();
+                message.push_str("error: the task definitions differ from the spec: run `envoy-gen ecs --spec ... -o DIR` with the same flags and review the diff\n");
+                Err(message)
+            }
+        }
+        (Some(dir), None) => ecs::write(dir, &files).map_err(|e| format!("error: {e}\n")),
         (None, None) => Err("error: give -o DIR or --check DIR\n".into()),
     }
 }

@@ -90,7 +90,7 @@ fn document(statements: Vec<Statement>) -> Document {
 
 /// The rendered documents: relative path to JSON text, and notes for the user.
 pub struct Rendered {
-    pub files: BTreeMap<PathBuf, String>,
+    pub files: output::Files,
     pub notes: Vec<String>,
 }
 
@@ -279,14 +279,7 @@ fn managed_files(dir: &Path) -> Vec<PathBuf> {
         out.push(PathBuf::from(NETWORK_FILE));
     }
     for sub in [SERVICES_DIR, ROLES_DIR] {
-        if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.extension().is_some_and(|e| e == "json") {
-                    out.push(Path::new(sub).join(entry.file_name()));
-                }
-            }
-        }
+        out.extend(output::json_files(dir, sub));
     }
     out.sort();
     out
@@ -295,37 +288,10 @@ fn managed_files(dir: &Path) -> Vec<PathBuf> {
 /// Writes every document under `dir` (each file atomically) and removes
 /// managed files the spec no longer produces.
 pub fn write(dir: &Path, rendered: &Rendered) -> Result<(), String> {
-    for sub in [SERVICES_DIR, ROLES_DIR] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("{}: {e}", dir.join(sub).display()))?;
-    }
-    for (path, text) in &rendered.files {
-        output::write_atomic(&dir.join(path), text)?;
-    }
-    for stale in managed_files(dir) {
-        if !rendered.files.contains_key(&stale) {
-            std::fs::remove_file(dir.join(&stale)).map_err(|e| format!("{}: {e}", dir.join(&stale).display()))?;
-        }
-    }
-    Ok(())
+    output::write_files(dir, &rendered.files, &managed_files(dir))
 }
 
 /// What differs between `dir` and the rendered documents, one line each.
 pub fn drift(dir: &Path, rendered: &Rendered) -> Vec<String> {
-    let mut out = Vec::new();
-    for (path, text) in &rendered.files {
-        match std::fs::read_to_string(dir.join(path)) {
-            Ok(existing) if &existing == text => {}
-            Ok(_) => out.push(format!("{}: differs from the spec", dir.join(path).display())),
-            Err(_) => out.push(format!("{}: missing", dir.join(path).display())),
-        }
-    }
-    for path in managed_files(dir) {
-        if !rendered.files.contains_key(&path) {
-            out.push(format!(
-                "{}: not rendered from the spec (stale)",
-                dir.join(path).display()
-            ));
-        }
-    }
-    out
+    output::drift(dir, &rendered.files, &managed_files(dir))
 }

@@ -1,7 +1,8 @@
 //! Every spec in `envoy/examples/` renders exactly to the committed files in
 //! `envoy/generated/<name>/`: `frontend.yaml`, and for a spec with an
-//! `account` (a whole system) `sidecar-<service>.yaml` for each service and
-//! the `policies/`. The real Envoy loads each configuration.
+//! `account` (a whole system) `sidecar-<service>.yaml` for each service,
+//! the `policies/` and the ECS task definitions in `ecs/` (rendered with
+//! [`ecs_flags`]). The real Envoy loads each configuration.
 //! `make generate` (UPDATE_GOLDEN=1) rewrites the committed files.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -40,6 +41,37 @@ fn render(spec: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The `envoy-gen ecs` flags the committed task definitions of example
+/// `name` are rendered with: images in the system's own account and region
+/// (the image tagged with the example's name holds its spec), and the CA the
+/// reference's Lattice custom domain names need (its ACM Private CA).
+fn ecs_flags(name: &str, system: &envoy_gen::model::System) -> Vec<String> {
+    let registry = format!(
+        "{}.dkr.ecr.{}.amazonaws.com",
+        system.account.as_deref().unwrap(),
+        system.signing.region
+    );
+    let mut flags = vec!["--image".to_string(), format!("{registry}/lattice-jwt:{name}")];
+    for service in &system.services {
+        flags.push("--app-image".into());
+        flags.push(format!("{}={registry}/{}:latest", service.name, service.name));
+    }
+    flags.extend(["--lattice-ca".into(), "/etc/lattice-jwt/lattice-ca.pem".into()]);
+    flags
+}
+
+/// `envoy-gen <args>` writing into `dir` (`UPDATE_GOLDEN`) or checking it;
+/// the error output on drift.
+fn write_or_check(args: &[String], dir: &Path, update: bool) -> Option<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_envoy-gen"))
+        .args(args)
+        .arg(if update { "-o" } else { "--check" })
+        .arg(dir)
+        .output()
+        .unwrap();
+    (!out.status.success()).then(|| format!("{}: {}", dir.display(), String::from_utf8_lossy(&out.stderr)))
+}
+
 #[test]
 fn generated_files_match_the_generator() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
@@ -56,21 +88,12 @@ fn generated_files_match_the_generator() {
                     render(&spec, &["sidecar", "--service", &service.name]),
                 ));
             }
-            let policies = dir.join("policies");
-            let mut command = Command::new(env!("CARGO_BIN_EXE_envoy-gen"));
-            command.arg("policies").arg("--spec").arg(&spec);
-            if update {
-                command.arg("-o").arg(&policies);
-            } else {
-                command.arg("--check").arg(&policies);
-            }
-            let out = command.output().unwrap();
-            if !out.status.success() {
-                drifted.push(format!(
-                    "{}: {}",
-                    policies.display(),
-                    String::from_utf8_lossy(&out.stderr)
-                ));
+            let spec_args = |command: &str| vec![command.to_string(), "--spec".into(), spec.display().to_string()];
+            drifted.extend(write_or_check(&spec_args("policies"), &dir.join("policies"), update));
+            if system.frontend.role.is_some() {
+                let mut args = spec_args("ecs");
+                args.extend(ecs_flags(&name, &system));
+                drifted.extend(write_or_check(&args, &dir.join("ecs"), update));
             }
         }
         for (file, rendered) in outputs {
