@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod ecs;
+pub mod envoy;
 pub mod frontend;
 pub mod fuzzing;
 pub mod model;
@@ -37,10 +38,21 @@ pub fn render_frontend(spec_file: Option<(&Path, &str)>, overrides: &Overrides) 
     frontend::render(&system).map_err(|e| format!("error: {e}\n"))
 }
 
-/// Formats problems like a compiler: `error: FILE:LINE:COL: field: message`,
-/// the source line and a caret, then a summary. Problems are sorted by
-/// position so the output is stable.
+/// Formats problems like a compiler (see [`describe`]), then a summary.
 pub fn report(problems: &[Problem], source: Option<(&Path, &str)>) -> String {
+    let mut out = describe(problems, source);
+    let n = problems.len();
+    out.push_str(&format!(
+        "error: {n} problem{}; nothing was written\n",
+        if n == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+/// Formats problems like a compiler: `error: FILE:LINE:COL: field: message`,
+/// the source line and a caret. Problems are sorted by position so the
+/// output is stable.
+pub fn describe(problems: &[Problem], source: Option<(&Path, &str)>) -> String {
     let mut sorted: Vec<&Problem> = problems.iter().collect();
     sorted.sort_by_key(|p| match p.origin {
         Origin::File { line, column } => (0, line, column),
@@ -79,10 +91,5 @@ pub fn report(problems: &[Problem], source: Option<(&Path, &str)>) -> String {
             _ => out.push_str(&format!("error: {field}{}\n", p.message)),
         }
     }
-    let n = problems.len();
-    out.push_str(&format!(
-        "error: {n} problem{}; nothing was written\n",
-        if n == 1 { "" } else { "s" }
-    ));
     out
 }

@@ -36,7 +36,11 @@ enum Command {
     /// --cli-input-json`, or check committed ones.
     Ecs(EcsCommand),
     /// Check a rendered configuration with the real Envoy (`envoy --mode validate`).
-    Validate(ValidateArgs),
+    ///
+    /// On this machine: the files a configuration rendered for another host names are read
+    /// from where --map says (the filter at /etc/envoy/jwt_scopes.wasm from the local build),
+    /// and each missing one is reported before Envoy runs, without credentials or network.
+    Validate(validate::ValidateArgs),
     /// Print the JSON Schema of the spec file (for editor completion).
     Schema {
         /// Write here instead of stdout.
@@ -118,15 +122,6 @@ struct EcsCommand {
     check: Option<PathBuf>,
 }
 
-#[derive(Args)]
-struct ValidateArgs {
-    /// The Envoy configuration to check.
-    file: PathBuf,
-    /// The Envoy binary (default: $ENVOY_BIN, ./.venv/bin/envoy, then `envoy` on PATH).
-    #[arg(long, value_name = "PATH")]
-    envoy: Option<PathBuf>,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -134,7 +129,7 @@ fn main() -> ExitCode {
         Command::Sidecar(command) => run_sidecar(command),
         Command::Policies(command) => run_policies(command),
         Command::Ecs(command) => run_ecs(command),
-        Command::Validate(args) => validate::run(&args.file, args.envoy.as_deref()),
+        Command::Validate(args) => validate::run(&args),
         Command::Schema { output } => spec::schema()
             .map_err(|e| format!("error: {e}\n"))
             .and_then(|schema| emit(output.as_deref(), &format!("{schema:#}\n"))),

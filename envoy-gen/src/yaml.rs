@@ -28,6 +28,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::ops::Range;
 
 /// The newtype name under which `Located<T>` asks for its node's line and
 /// column: this reader answers with a sequence `(line, column, value)`.
@@ -46,6 +47,9 @@ pub const MAX_PROBLEMS: usize = 50;
 pub struct Node {
     line: u32,
     column: u32,
+    /// Where the node is written, in bytes of the source (for an alias: the
+    /// alias itself), when serde-saphyr knows.
+    source: Option<Range<usize>>,
     kind: Kind,
 }
 
@@ -103,6 +107,43 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
 }
 
 impl Node {
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    pub fn column(&self) -> u32 {
+        self.column
+    }
+
+    /// The bytes of the source the node is written in, when known.
+    pub fn source(&self) -> Option<Range<usize>> {
+        self.source.clone()
+    }
+
+    /// A scalar's text (a string's value; anything else as written).
+    pub fn scalar(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Scalar { text, .. } => Some(text),
+            Kind::Seq(_) | Kind::Map(_) | Kind::Missing => None,
+        }
+    }
+
+    /// A mapping's entries (none for anything else).
+    pub fn entries(&self) -> &[(Node, Node)] {
+        match &self.kind {
+            Kind::Map(entries) => entries,
+            Kind::Scalar { .. } | Kind::Seq(_) | Kind::Missing => &[],
+        }
+    }
+
+    /// A sequence's items (none for anything else).
+    pub fn items(&self) -> &[Node] {
+        match &self.kind {
+            Kind::Seq(items) => items,
+            Kind::Scalar { .. } | Kind::Map(_) | Kind::Missing => &[],
+        }
+    }
+
     /// True for a null scalar: `~`, `null` or nothing at all (an empty
     /// document is one).
     pub fn is_null(&self) -> bool {
@@ -194,6 +235,7 @@ impl Repairs {
                 let node = Node {
                     line: place.line,
                     column: place.column,
+                    source: None,
                     kind: Kind::Missing,
                 };
                 fields.push((field, node));
@@ -313,14 +355,8 @@ fn node(parsed: Spanned<Parsed>, source: &str) -> Node {
     let kind = match value {
         Parsed::Scalar(value, Some(text)) => Kind::Scalar { value, text },
         Parsed::Scalar(value, None) => {
-            let span = defined.span();
-            let written = span
-                .byte_offset()
-                .zip(span.byte_len())
-                .and_then(|(start, len)| {
-                    let start = usize::try_from(start).ok()?;
-                    source.get(start..start.checked_add(usize::try_from(len).ok()?)?)
-                })
+            let written = byte_range(&defined)
+                .and_then(|range| source.get(range))
                 .map(str::to_string);
             let text = written.unwrap_or_else(|| match value {
                 Scalar::Null | Scalar::Str => String::new(),
@@ -342,8 +378,15 @@ fn node(parsed: Spanned<Parsed>, source: &str) -> Node {
     Node {
         line: clamp(referenced.line()),
         column: clamp(referenced.column()),
+        source: byte_range(&referenced),
         kind,
     }
+}
+
+fn byte_range(location: &serde_saphyr::Location) -> Option<Range<usize>> {
+    let span = location.span();
+    let start = usize::try_from(span.byte_offset()?).ok()?;
+    Some(start..start.checked_add(usize::try_from(span.byte_len()?).ok()?)?)
 }
 
 /// Where a failure is, and what to leave out to read past it.
@@ -907,6 +950,31 @@ mod tests {
             [
                 "1:9 items[0]: expected a mapping, found a list",
                 "3:4 tags[0]: expected a string, found nothing (null)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_scalar_knows_the_bytes_it_is_written_in() {
+        let yaml = "a: /plain/x\nb: \"/quoted x\"\nc: &anchor '/single'\nd: *anchor\ne: |\n  /block\n";
+        let root = parse(yaml).unwrap();
+        let written: Vec<(&str, &str, &str)> = root
+            .entries()
+            .iter()
+            .map(|(key, value)| {
+                let range = value.source().unwrap();
+                (key.scalar().unwrap(), value.scalar().unwrap(), &yaml[range])
+            })
+            .collect();
+        assert_eq!(
+            written,
+            [
+                ("a", "/plain/x", "/plain/x"),
+                ("b", "/quoted x", "\"/quoted x\""),
+                ("c", "/single", "'/single'"),
+                ("d", "/single", "*anchor"),
+                // A block scalar: its content only.
+                ("e", "/block\n", "/block\n"),
             ]
         );
     }

