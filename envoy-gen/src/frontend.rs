@@ -24,6 +24,19 @@ pub fn render(system: &System) -> Result<String, String> {
     let default_service = system
         .service(&system.frontend.default_service)
         .ok_or("bug in envoy-gen: the default service is not a service")?;
+    // jwt_authn checks no audience at all when it is given none: a provider
+    // without audiences is only safe with the filter's client id check.
+    if let Some(p) = system
+        .frontend
+        .providers
+        .iter()
+        .find(|p| p.audiences.is_empty() && p.client_ids.is_empty())
+    {
+        return Err(format!(
+            "bug in envoy-gen: issuer `{}` has neither audiences nor client ids",
+            p.name
+        ));
+    }
     render::envoy(
         "frontend.yaml.j2",
         context! {

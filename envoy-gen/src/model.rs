@@ -58,7 +58,12 @@ pub struct TlsUpstream {
 pub struct Provider {
     pub name: String,
     pub issuer: String,
+    /// Accepted `aud` values, checked by jwt_authn; empty when the issuer's
+    /// tokens are accepted by `client_ids` instead (never both empty).
     pub audiences: Vec<String>,
+    /// Accepted `client_id` values (Amazon Cognito access tokens), checked by
+    /// the filter; empty with `audiences`.
+    pub client_ids: Vec<String>,
     pub jwks_uri: String,
     pub jwks: TlsUpstream,
     pub cache_seconds: u32,
@@ -359,6 +364,7 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
             ("--issuer", flags.issuer.is_some()),
             ("--jwks-uri", flags.jwks_uri.is_some()),
             ("--audience", !flags.audiences.is_empty()),
+            ("--client-id", !flags.client_ids.is_empty()),
         ] {
             if given {
                 c.problem(
@@ -1301,8 +1307,20 @@ struct IssuerEntry {
     name: Located<String>,
     issuer: Option<Located<String>>,
     jwks_uri: Option<Located<String>>,
-    audiences: Located<Vec<Located<String>>>,
+    audiences: Option<Located<Vec<Located<String>>>>,
+    client_ids: Option<Located<Vec<Located<String>>>>,
     cache_seconds: u32,
+}
+
+fn list(spec: Option<Located<OneOrMany<Located<String>>>>) -> Option<Located<Vec<Located<String>>>> {
+    spec.map(|l| Located {
+        value: l.value.0,
+        origin: l.origin,
+    })
+}
+
+fn flag_list(values: &[String], flag: &'static str) -> Located<Vec<Located<String>>> {
+    Located::flag(values.iter().map(|v| Located::flag(v.clone(), flag)).collect(), flag)
 }
 
 impl From<IssuerSpec> for IssuerEntry {
@@ -1311,10 +1329,8 @@ impl From<IssuerSpec> for IssuerEntry {
             name: i.name,
             issuer: Some(i.issuer),
             jwks_uri: Some(i.jwks_uri),
-            audiences: Located {
-                value: i.audiences.value.0,
-                origin: i.audiences.origin,
-            },
+            audiences: list(i.audiences),
+            client_ids: list(i.client_ids),
             cache_seconds: i.jwks_cache_seconds.unwrap_or(600),
         }
     }
@@ -1327,14 +1343,18 @@ fn issuers(
     ca: &str,
 ) -> Vec<Provider> {
     let mut entries: Vec<IssuerEntry> = spec.unwrap_or_default().into_iter().map(|s| s.value.into()).collect();
-    let flagged = flags.issuer.is_some() || flags.jwks_uri.is_some() || !flags.audiences.is_empty();
+    let flagged = flags.issuer.is_some()
+        || flags.jwks_uri.is_some()
+        || !flags.audiences.is_empty()
+        || !flags.client_ids.is_empty();
     if flagged {
         match entries.len() {
             0 => entries.push(IssuerEntry {
                 name: Located::default("jwt".into()),
                 issuer: None,
                 jwks_uri: None,
-                audiences: Located::flag(Vec::new(), "--audience"),
+                audiences: None,
+                client_ids: None,
                 cache_seconds: 600,
             }),
             1 => {}
@@ -1342,7 +1362,7 @@ fn issuers(
                 c.problem(
                     &Origin::Flag("--issuer"),
                     "--issuer",
-                    "--issuer, --jwks-uri and --audience cannot override a spec with several issuers",
+                    "--issuer, --jwks-uri, --audience and --client-id cannot override a spec with several issuers",
                 );
                 return Vec::new();
             }
@@ -1354,13 +1374,17 @@ fn issuers(
             if let Some(j) = &flags.jwks_uri {
                 entry.jwks_uri = Some(Located::flag(j.clone(), "--jwks-uri"));
             }
+            // Each flag replaces how the issuer's tokens are accepted:
+            // by audience, or by client id.
             if !flags.audiences.is_empty() {
-                let list = flags
-                    .audiences
-                    .iter()
-                    .map(|a| Located::flag(a.clone(), "--audience"))
-                    .collect();
-                entry.audiences = Located::flag(list, "--audience");
+                entry.audiences = Some(flag_list(&flags.audiences, "--audience"));
+                entry.client_ids = None;
+            }
+            if !flags.client_ids.is_empty() {
+                entry.client_ids = Some(flag_list(&flags.client_ids, "--client-id"));
+                if flags.audiences.is_empty() {
+                    entry.audiences = None;
+                }
             }
         }
     }
@@ -1376,6 +1400,7 @@ fn issuers(
             issuer,
             jwks_uri,
             audiences,
+            client_ids,
             cache_seconds,
         } = entry;
         if name.value.is_empty()
@@ -1416,18 +1441,7 @@ fn issuers(
         };
         let issuer_ok = https_url(c, &format!("{field}.issuer"), &issuer).is_some();
         let jwks_url = https_url(c, &format!("{field}.jwks_uri"), &jwks_uri);
-        if audiences.value.is_empty() {
-            c.problem(
-                &audiences.origin,
-                format!("{field}.audiences"),
-                "at least one audience is required (an empty list would accept tokens minted for any API)",
-            );
-        }
-        for (j, a) in audiences.value.iter().enumerate() {
-            if a.value.trim().is_empty() {
-                c.problem(&a.origin, format!("{field}.audiences[{j}]"), "must not be empty");
-            }
-        }
+        let (audiences, client_ids) = acceptance(c, &field, &name.origin, audiences, client_ids);
         if let (true, Some(url)) = (issuer_ok, jwks_url) {
             let host = url.host_str().unwrap_or_default().to_string();
             out.push(Provider {
@@ -1442,13 +1456,85 @@ fn issuers(
                 },
                 name: name.value,
                 issuer: issuer.value,
-                audiences: audiences.value.into_iter().map(|a| a.value).collect(),
+                audiences,
+                client_ids,
                 jwks_uri: url.to_string(),
                 cache_seconds,
             });
         }
     }
     out
+}
+
+/// How an issuer's tokens are told to be for this API: the audiences
+/// jwt_authn checks against `aud`, or the client ids the filter checks
+/// against `client_id` (Amazon Cognito's access tokens carry no `aud`).
+/// Exactly one of them, never empty: jwt_authn checks no audience at all
+/// when it is given none.
+fn acceptance(
+    c: &mut Checker,
+    field: &str,
+    issuer_origin: &Origin,
+    audiences: Option<Located<Vec<Located<String>>>>,
+    client_ids: Option<Located<Vec<Located<String>>>>,
+) -> (Vec<String>, Vec<String>) {
+    let mut values = |list: &Located<Vec<Located<String>>>, name: &str, empty: &str| {
+        if list.value.is_empty() {
+            c.problem(&list.origin, format!("{field}.{name}"), empty);
+        }
+        let mut out: Vec<String> = Vec::new();
+        for (j, item) in list.value.iter().enumerate() {
+            let item_field = format!("{field}.{name}[{j}]");
+            if item.value.trim().is_empty() {
+                c.problem(&item.origin, item_field, "must not be empty");
+            } else if item.value.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+                c.problem(
+                    &item.origin,
+                    item_field,
+                    format!("`{}` has spaces or control characters", item.value.escape_debug()),
+                );
+            } else if out.contains(&item.value) {
+                c.problem(&item.origin, item_field, format!("`{}` is listed twice", item.value));
+            } else {
+                out.push(item.value.clone());
+            }
+        }
+        out
+    };
+    match (audiences, client_ids) {
+        (Some(audiences), None) => (
+            values(
+                &audiences,
+                "audiences",
+                "at least one audience is required (an empty list would accept tokens minted for any API)",
+            ),
+            Vec::new(),
+        ),
+        (None, Some(client_ids)) => (
+            Vec::new(),
+            values(
+                &client_ids,
+                "client_ids",
+                "at least one client id is required (an empty list would refuse every token)",
+            ),
+        ),
+        (Some(_), Some(client_ids)) => {
+            c.problem(
+                &client_ids.origin,
+                format!("{field}.client_ids"),
+                "give `audiences` or `client_ids`, not both: tokens with an `aud` are checked by audience, Cognito access tokens (no `aud`) by client id",
+            );
+            (Vec::new(), Vec::new())
+        }
+        (None, None) => {
+            c.problem(
+                issuer_origin,
+                field,
+                "needs `audiences` (the `aud` its tokens carry) or, for Amazon Cognito access tokens, which carry no `aud`, `client_ids`",
+            );
+            (Vec::new(), Vec::new())
+        }
+    }
 }
 
 /// The filter's JSON configuration, and the filter's own reading of it.
@@ -1468,8 +1554,20 @@ fn filter_config(
             "is set by envoy-gen from `issuers`; remove it",
         );
     }
+    if !raw.client_ids.is_empty() {
+        c.problem(
+            &origin,
+            "filter.client_ids",
+            "is set by envoy-gen from `issuers[].client_ids`; remove it",
+        );
+    }
     if !providers.is_empty() {
         raw.payload_metadata_keys = providers.iter().map(|p| p.name.clone()).collect();
+        raw.client_ids = providers
+            .iter()
+            .filter(|p| !p.client_ids.is_empty())
+            .map(|p| (p.name.clone(), p.client_ids.clone()))
+            .collect();
     }
     let json = match serde_json::to_string(&raw) {
         Ok(json) => json,

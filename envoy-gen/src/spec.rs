@@ -241,7 +241,7 @@ pub struct Spec {
     /// CA bundle that verifies the JWKS servers (default: the system bundle).
     pub jwks_ca: Option<Located<String>>,
     /// The jwt_scopes filter's configuration (see the README); `payload_metadata_keys`
-    /// is set from `issuers`.
+    /// and `client_ids` are set from `issuers`.
     pub filter: Option<Located<RawConfig>>,
 }
 
@@ -263,8 +263,15 @@ pub struct IssuerSpec {
     pub issuer: Located<String>,
     /// The JWKS endpoint, an https URL.
     pub jwks_uri: Located<String>,
-    /// Accepted `aud` values (at least one).
-    pub audiences: Located<OneOrMany<Located<String>>>,
+    /// Accepted `aud` values (at least one). An issuer has `audiences` or
+    /// `client_ids`, never both.
+    pub audiences: Option<Located<OneOrMany<Located<String>>>>,
+    /// For an issuer whose access tokens name the app client in `client_id`
+    /// and carry no `aud` (Amazon Cognito): the app client ids whose access
+    /// tokens are accepted (at least one). A token of this issuer is refused
+    /// unless its `client_id` is one of them, its `token_use` is `access` and
+    /// it has no `aud`.
+    pub client_ids: Option<Located<OneOrMany<Located<String>>>>,
     /// How long fetched keys are cached (default 600).
     pub jwks_cache_seconds: Option<u32>,
 }

@@ -193,10 +193,7 @@ impl HttpContext for Stream {
 }
 
 fn internal(reason: &str) -> Refusal {
-    Refusal {
-        status: 500,
-        reason: reason.into(),
-    }
+    Refusal::internal(reason.into())
 }
 
 impl Filter {
@@ -239,8 +236,8 @@ fn refuse(refusal: &Refusal) -> Action {
         &format!("jwt_scopes: refused with {}: {}", refusal.status, refusal.reason),
     );
     let mut headers: Vec<(&[u8], &[u8])> = vec![(b"content-type", b"text/plain")];
-    if refusal.status == 401 {
-        headers.push((b"www-authenticate", b"Bearer"));
+    if let Some(challenge) = refusal.challenge {
+        headers.push((b"www-authenticate", challenge.as_bytes()));
     }
     let body = format!("{}\n", refusal.reason);
     if host::send_local_response(

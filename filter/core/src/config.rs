@@ -4,6 +4,7 @@
 
 use crate::names::{is_lowercase_header_name, ScopeEncoding};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The metadata namespace jwt_authn writes verified payloads under.
@@ -56,6 +57,14 @@ pub struct RawConfig {
     pub allowed_client_headers: Vec<String>,
     pub forward_authorization: bool,
     pub require_identity: bool,
+    /// Per payload metadata key (an issuer), the app client ids whose
+    /// access tokens are accepted: for issuers whose access tokens carry
+    /// `client_id` and no `aud` (Amazon Cognito), where jwt_authn cannot
+    /// check the audience. A payload under such a key is refused unless
+    /// its `client_id` is one of these, its `token_use` is `access` and it
+    /// has no `aud`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub client_ids: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for RawConfig {
@@ -74,6 +83,7 @@ impl Default for RawConfig {
             allowed_client_headers: DEFAULT_ALLOWED_CLIENT_HEADERS.map(String::from).to_vec(),
             forward_authorization: false,
             require_identity: false,
+            client_ids: BTreeMap::new(),
         }
     }
 }
@@ -128,6 +138,8 @@ pub struct Config {
     pub allowed_client_headers: Vec<String>,
     pub forward_authorization: bool,
     pub require_identity: bool,
+    /// Allowed `client_id`s by payload metadata key (see `RawConfig`).
+    pub client_ids: BTreeMap<String, Vec<String>>,
 }
 
 /// Every problem found in a configuration.
@@ -281,6 +293,27 @@ impl RawConfig {
             }
         }
 
+        for (key, ids) in &self.client_ids {
+            let field = format!("client_ids.{key}");
+            if !self.payload_metadata_keys.contains(key) {
+                errors.push(format!(
+                    "{field}: `{key}` is not one of payload_metadata_keys, so no token would ever be checked"
+                ));
+            }
+            if ids.is_empty() {
+                errors.push(format!(
+                    "{field}: must list at least one client id (an empty list would refuse every token of `{key}`)"
+                ));
+            }
+            for (i, id) in ids.iter().enumerate() {
+                if id.trim().is_empty() || id.chars().any(char::is_control) {
+                    errors.push(format!(
+                        "{field}[{i}]: must be a non-empty client id without control characters"
+                    ));
+                }
+            }
+        }
+
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -297,6 +330,7 @@ impl RawConfig {
             allowed_client_headers: self.allowed_client_headers,
             forward_authorization: self.forward_authorization,
             require_identity: self.require_identity,
+            client_ids: self.client_ids,
         })
     }
 }
@@ -441,6 +475,33 @@ mod tests {
                 "claims[3].separator: only applies with `header`",
             ]
         );
+    }
+
+    #[test]
+    fn client_ids_must_name_a_payload_key_and_list_ids() {
+        let e = errors(
+            r#"{"payload_metadata_keys": ["cognito", "okta"],
+                "client_ids": {"cognito": ["1example23456789", " ", "a\u0000b"], "okta": [], "entra": ["x"]}}"#,
+        );
+        assert_eq!(
+            e,
+            [
+                "client_ids.cognito[1]: must be a non-empty client id without control characters",
+                "client_ids.cognito[2]: must be a non-empty client id without control characters",
+                "client_ids.entra: `entra` is not one of payload_metadata_keys, so no token would ever be checked",
+                "client_ids.okta: must list at least one client id (an empty list would refuse every token of `okta`)",
+            ]
+        );
+        let config = Config::from_json(br#"{"client_ids": {"jwt_payload": ["1example23456789"]}}"#).unwrap();
+        assert_eq!(config.client_ids["jwt_payload"], ["1example23456789"]);
+    }
+
+    #[test]
+    fn no_client_ids_serialise_as_nothing() {
+        // envoy-gen serialises RawConfig into every frontend: a configuration
+        // without client ids keeps its old text.
+        let text = serde_json::to_string(&RawConfig::default()).unwrap();
+        assert!(!text.contains("client_ids"), "{text}");
     }
 
     #[test]

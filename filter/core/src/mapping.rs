@@ -64,11 +64,52 @@ impl Output {
 pub struct Refusal {
     pub status: u32,
     pub reason: String,
+    /// The `WWW-Authenticate` value, for refusals about the token (RFC 6750).
+    pub challenge: Option<&'static str>,
 }
 
+/// The challenge of a request without a (verified) token.
+pub const CHALLENGE_BEARER: &str = "Bearer";
+/// The challenge of a verified token that is not for this API: what the
+/// frontend answers when jwt_authn refuses a token's audience.
+pub const CHALLENGE_INVALID_TOKEN: &str = "Bearer error=\"invalid_token\"";
+
 impl Refusal {
-    fn forbidden(reason: String) -> Self {
-        Refusal { status: 403, reason }
+    /// 403: the token is valid, but what it says cannot be forwarded.
+    pub fn forbidden(reason: String) -> Self {
+        Refusal {
+            status: 403,
+            reason,
+            challenge: None,
+        }
+    }
+
+    /// 401: no verified identity.
+    pub fn unauthenticated(reason: String) -> Self {
+        Refusal {
+            status: 401,
+            reason,
+            challenge: Some(CHALLENGE_BEARER),
+        }
+    }
+
+    /// 403: the token is verified but was not issued for this API (as
+    /// jwt_authn refuses a wrong `aud`).
+    pub fn invalid_token(reason: String) -> Self {
+        Refusal {
+            status: 403,
+            reason,
+            challenge: Some(CHALLENGE_INVALID_TOKEN),
+        }
+    }
+
+    /// 500: the filter could not do its work; nothing is forwarded.
+    pub fn internal(reason: String) -> Self {
+        Refusal {
+            status: 500,
+            reason,
+            challenge: None,
+        }
     }
 }
 
@@ -100,14 +141,18 @@ pub fn strips_client_header(config: &Config, name: &[u8]) -> bool {
         && (name.eq_ignore_ascii_case(b"authorization") || name.eq_ignore_ascii_case(b"proxy-authorization"))
 }
 
-/// Finds the verified payload in Envoy's `metadata` property bytes.
-fn find_payload<'a>(config: &Config, metadata: &'a [u8]) -> Result<Option<Struct<'a>>, pb::DecodeError> {
+/// Finds the verified payload in Envoy's `metadata` property bytes, and
+/// the payload key it is under.
+fn find_payload<'a, 'c>(
+    config: &'c Config,
+    metadata: &'a [u8],
+) -> Result<Option<(&'c str, Struct<'a>)>, pb::DecodeError> {
     let Some(jwt_authn) = pb::filter_metadata(metadata, JWT_AUTHN_NAMESPACE.as_bytes())? else {
         return Ok(None);
     };
     for key in &config.payload_metadata_keys {
         match jwt_authn.get(key.as_bytes())? {
-            Some(Value::Struct(payload)) => return Ok(Some(payload)),
+            Some(Value::Struct(payload)) => return Ok(Some((key, payload))),
             // jwt_authn always writes an object; anything else is not its payload.
             Some(_) => return Err(pb::DecodeError),
             None => {}
@@ -121,28 +166,20 @@ fn find_payload<'a>(config: &Config, metadata: &'a [u8]) -> Result<Option<Struct
 /// none). On success the headers are in `out`.
 pub fn map_claims(config: &Config, metadata: Option<&[u8]>, out: &mut Output) -> Result<Outcome, Refusal> {
     out.clear();
-    let payload = match metadata.map(|m| find_payload(config, m)).transpose() {
-        Ok(p) => p.flatten(),
-        Err(_) => {
-            return Err(Refusal {
-                status: 500,
-                reason: "jwt_authn metadata could not be read".into(),
-            })
-        }
-    };
-    let Some(payload) = payload else {
+    let malformed = |_| Refusal::internal("jwt_authn metadata could not be read".into());
+    let found = metadata
+        .map(|m| find_payload(config, m))
+        .transpose()
+        .map_err(malformed)?;
+    let Some((key, payload)) = found.flatten() else {
         if config.require_identity {
-            return Err(Refusal {
-                status: 401,
-                reason: "a verified identity is required".into(),
-            });
+            return Err(Refusal::unauthenticated("a verified identity is required".into()));
         }
         return Ok(Outcome::default());
     };
-    let malformed = |_| Refusal {
-        status: 500,
-        reason: "jwt_authn metadata could not be read".into(),
-    };
+    if let Some(allowed) = config.client_ids.get(key) {
+        check_client_id(allowed, &payload)?;
+    }
     let mut outcome = Outcome {
         identity: true,
         ..Outcome::default()
@@ -207,6 +244,39 @@ pub fn map_claims(config: &Config, metadata: Option<&[u8]>, out: &mut Output) ->
         }
     }
     Ok(outcome)
+}
+
+/// The audience check of an issuer whose access tokens name the app client
+/// in `client_id` and carry no `aud` (Amazon Cognito), as strict as
+/// jwt_authn's check of `aud`: the client must be one of `allowed`
+/// (compared byte for byte), the token must say it is an access token
+/// (`token_use`; Cognito's ID tokens say `id` and carry the client in
+/// `aud`), and a token with an `aud` is not one of these access tokens
+/// whatever else it says.
+fn check_client_id(allowed: &[String], payload: &Struct<'_>) -> Result<(), Refusal> {
+    let claim = |name: &[u8]| {
+        payload
+            .get(name)
+            .map_err(|_| Refusal::internal("jwt_authn metadata could not be read".into()))
+    };
+    if claim(b"aud")?.is_some() {
+        return Err(Refusal::invalid_token(
+            "the token has an `aud` claim: this issuer's tokens are accepted by `client_id`, which its access tokens carry instead"
+                .into(),
+        ));
+    }
+    if !matches!(claim(b"token_use")?, Some(Value::String(b"access"))) {
+        return Err(Refusal::invalid_token(
+            "the token is not an access token (`token_use` is not `access`)".into(),
+        ));
+    }
+    match claim(b"client_id")? {
+        Some(Value::String(id)) if allowed.iter().any(|a| a.as_bytes() == id) => Ok(()),
+        Some(Value::String(_)) => Err(Refusal::invalid_token(
+            "the token was issued to a client this API does not accept (`client_id`)".into(),
+        )),
+        _ => Err(Refusal::invalid_token("the token has no `client_id` string".into())),
+    }
 }
 
 /// Emits `<prefix><encoded element>: true` headers with de-duplication and
@@ -487,10 +557,7 @@ mod tests {
         let r = run(&default_config(), json!({"sub": "a\r\nx-jwt-scope-admin: true"})).unwrap_err();
         assert_eq!(
             r,
-            Refusal {
-                status: 403,
-                reason: "subject claim `sub` contains a control character".into()
-            }
+            Refusal::forbidden("subject claim `sub` contains a control character".into())
         );
         let r = run(&default_config(), json!({"sub": 42})).unwrap_err();
         assert_eq!(r.reason, "subject claim `sub` is a number, not a string");
@@ -574,6 +641,124 @@ mod tests {
         assert_eq!(r.reason, "claim `groups` has an element containing the separator");
         let r = run(&config, json!({"groups": {"a": 1}})).unwrap_err();
         assert_eq!(r.reason, "claim `groups` is an object, which a header cannot carry");
+    }
+
+    /// An access token as Amazon Cognito issues it: `client_id`, `token_use`
+    /// and no `aud`.
+    fn cognito_access_token(client_id: &str) -> Json {
+        json!({
+            "sub": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+            "iss": "https://cognito-idp.us-west-2.amazonaws.com/us-west-2_aaaaaaaaa",
+            "client_id": client_id,
+            "origin_jti": "bbbbbbbb-cccc-dddd-eeee-ffffffffffff",
+            "event_id": "cccccccc-dddd-eeee-ffff-aaaaaaaaaaaa",
+            "token_use": "access",
+            "scope": "orders/read openid",
+            "auth_time": 1_700_000_000,
+            "exp": 1_700_003_600,
+            "iat": 1_700_000_000,
+            "jti": "dddddddd-eeee-ffff-aaaa-bbbbbbbbbbbb",
+            "username": "alice",
+        })
+    }
+
+    fn cognito_config() -> Config {
+        Config::from_json(
+            br#"{"payload_metadata_keys": ["okta", "cognito"],
+                 "client_ids": {"cognito": ["1example23456789", "2example23456789"]}}"#,
+        )
+        .unwrap()
+    }
+
+    fn run_under(config: &Config, key: &str, payload: Json) -> Result<Vec<(String, String)>, Refusal> {
+        let metadata = encode::metadata(JWT_AUTHN_NAMESPACE, &json!({ key: payload }));
+        let mut out = Output::default();
+        let result = map_claims(config, Some(&metadata), &mut out);
+        let headers = out.headers().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        result.map(|_| headers)
+    }
+
+    #[test]
+    fn cognito_access_token_of_an_allowed_client_is_mapped() {
+        let config = cognito_config();
+        for client in ["1example23456789", "2example23456789"] {
+            let headers = run_under(&config, "cognito", cognito_access_token(client)).unwrap();
+            assert_eq!(
+                headers,
+                pairs(&[
+                    ("x-jwt-subject", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"),
+                    ("x-jwt-scope-orders%2fread", "true"),
+                    ("x-jwt-scope-openid", "true"),
+                ])
+            );
+        }
+    }
+
+    #[test]
+    fn cognito_tokens_not_for_an_allowed_client_are_refused_before_any_header() {
+        let config = cognito_config();
+        let invalid = |reason: &str| Err(Refusal::invalid_token(reason.into()));
+        let not_allowed = "the token was issued to a client this API does not accept (`client_id`)";
+        let no_client = "the token has no `client_id` string";
+        let not_access = "the token is not an access token (`token_use` is not `access`)";
+        let has_aud = "the token has an `aud` claim: this issuer's tokens are accepted by `client_id`, which its access tokens carry instead";
+        let with = |change: &dyn Fn(&mut Json)| {
+            let mut token = cognito_access_token("1example23456789");
+            change(&mut token);
+            run_under(&config, "cognito", token)
+        };
+        // The wrong client, in every near miss: case, spaces, a prefix, a list.
+        for other in [
+            "3example23456789",
+            "1EXAMPLE23456789",
+            " 1example23456789",
+            "1example2345678",
+            "",
+        ] {
+            assert_eq!(
+                with(&|t| t["client_id"] = json!(other)),
+                invalid(not_allowed),
+                "{other:?}"
+            );
+        }
+        assert_eq!(
+            with(&|t| t["client_id"] = json!(["1example23456789"])),
+            invalid(no_client)
+        );
+        assert_eq!(with(&|t| t["client_id"] = json!(null)), invalid(no_client));
+        assert_eq!(
+            with(&|t| {
+                t.as_object_mut().unwrap().remove("client_id");
+            }),
+            invalid(no_client)
+        );
+        // Cognito's ID token: the client in `aud`, `token_use: id`.
+        let id_token = json!({"sub": "x", "aud": "1example23456789", "token_use": "id", "cognito:username": "alice"});
+        assert_eq!(run_under(&config, "cognito", id_token), invalid(has_aud));
+        assert_eq!(with(&|t| t["aud"] = json!("1example23456789")), invalid(has_aud));
+        assert_eq!(with(&|t| t["aud"] = json!(null)), invalid(has_aud));
+        for token_use in [json!("id"), json!("ACCESS"), json!(["access"]), json!(null), json!(1)] {
+            assert_eq!(with(&|t| t["token_use"] = token_use.clone()), invalid(not_access));
+        }
+        assert_eq!(
+            with(&|t| {
+                t.as_object_mut().unwrap().remove("token_use");
+            }),
+            invalid(not_access)
+        );
+        let refusal = with(&|t| t["client_id"] = json!("nope")).unwrap_err();
+        assert_eq!(refusal.status, 403);
+        assert_eq!(refusal.challenge, Some(CHALLENGE_INVALID_TOKEN));
+    }
+
+    #[test]
+    fn client_ids_apply_only_to_their_issuer() {
+        // Another issuer's payload is checked by jwt_authn's `aud` alone.
+        let config = cognito_config();
+        let headers = run_under(&config, "okta", json!({"sub": "00u1", "aud": "api://default"})).unwrap();
+        assert_eq!(headers, pairs(&[("x-jwt-subject", "00u1")]));
+        let mut out = Output::default();
+        assert!(map_claims(&default_config(), None, &mut out).is_ok());
     }
 
     #[test]

@@ -148,6 +148,46 @@ proptest! {
     }
 
     #[test]
+    fn a_client_id_issuer_forwards_only_access_tokens_of_its_clients(
+        payload in payload(),
+        client_id in prop::option::of(prop_oneof![
+            prop::sample::select(vec!["1example23456789", "2example23456789", "1EXAMPLE23456789", "1example2345678"])
+                .prop_map(|s| json!(s)),
+            json_value(),
+        ]),
+        token_use in prop::option::of(prop_oneof![
+            prop::sample::select(vec!["access", "id", "Access", "access "]).prop_map(|s| json!(s)),
+            json_value(),
+        ]),
+        aud in prop::option::of(json_value()),
+    ) {
+        let config = Config::from_json(
+            br#"{"payload_metadata_keys": ["cognito"], "client_ids": {"cognito": ["1example23456789", "2example23456789"]}}"#,
+        )
+        .unwrap();
+        let mut payload = payload;
+        for (claim, value) in [("client_id", &client_id), ("token_use", &token_use), ("aud", &aud)] {
+            if let Some(value) = value {
+                payload[claim] = value.clone();
+            }
+        }
+        let metadata = encode::metadata(JWT_AUTHN_NAMESPACE, &json!({"cognito": payload}));
+        let mut out = Output::default();
+        let result = map_claims(&config, Some(&metadata), &mut out);
+        let admitted = aud.is_none()
+            && token_use == Some(json!("access"))
+            && matches!(client_id.as_ref().and_then(Value::as_str), Some("1example23456789" | "2example23456789"));
+        if !admitted {
+            let refusal = result.unwrap_err();
+            prop_assert_eq!(refusal.status, 403);
+            prop_assert_eq!(refusal.challenge, Some(jwt_scopes_core::mapping::CHALLENGE_INVALID_TOKEN));
+        } else if let Err(refusal) = result {
+            // Admitted by the client check; refused later for what it says.
+            prop_assert!(refusal.challenge.is_none(), "{refusal:?}");
+        }
+    }
+
+    #[test]
     fn decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = pairs::parse(&bytes);
         if let Ok(Some(ns)) = pb::filter_metadata(&bytes, JWT_AUTHN_NAMESPACE.as_bytes()) {
