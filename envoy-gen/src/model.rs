@@ -4,7 +4,9 @@
 //! a `System`.
 
 use crate::args::{FrontendArgs, ListenArgs, Overrides};
-use crate::spec::{CallerSpec, Credentials, IssuerSpec, Located, NetworkSpec, OneOrMany, Origin, ServiceSpec, Spec};
+use crate::spec::{
+    CallerSpec, CorsSpec, Credentials, IssuerSpec, Located, NetworkSpec, OneOrMany, Origin, ServiceSpec, Spec,
+};
 use jwt_scopes_core::config::RawConfig;
 use jwt_scopes_core::names::scope_header_name;
 use jwt_scopes_core::Config;
@@ -65,6 +67,8 @@ pub struct Provider {
     /// the filter; empty with `audiences`.
     pub client_ids: Vec<String>,
     pub jwks_uri: String,
+    /// The JWKS URL's path and query: what the readiness health check asks.
+    pub jwks_path: String,
     pub jwks: TlsUpstream,
     pub cache_seconds: u32,
 }
@@ -144,8 +148,30 @@ pub struct Frontend {
     pub providers: Vec<Provider>,
     /// The filter's JSON configuration.
     pub filter_config: String,
+    /// The header the filter sets to the verified subject (the access log
+    /// shows it), if any.
+    pub subject_header: Option<String>,
     pub default_service: String,
     pub role: Option<Role>,
+    /// Cross-origin requests from browsers, when allowed.
+    pub cors: Option<Cors>,
+}
+
+/// The frontend's CORS policy, validated: values as Envoy's CORS policy
+/// takes them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cors {
+    /// Exact origins (`https://app.example.com`).
+    pub allow_origins: Vec<String>,
+    /// `Access-Control-Allow-Methods`, e.g. `GET, POST`.
+    pub allow_methods: String,
+    /// `Access-Control-Allow-Headers`.
+    pub allow_headers: String,
+    /// `Access-Control-Expose-Headers`; empty: none.
+    pub expose_headers: String,
+    /// `Access-Control-Max-Age`, in seconds.
+    pub max_age: Option<u32>,
+    pub allow_credentials: bool,
 }
 
 /// Who may enter the service network.
@@ -378,6 +404,10 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
     };
 
     let (filter_config, filter) = filter_config(&mut c, spec.filter, &providers);
+    let subject_header = filter
+        .as_ref()
+        .and_then(|f| f.subject.as_ref().map(|(_, header)| header.clone()));
+    let cors = spec.cors.and_then(|cors| cors_policy(&mut c, cors, &methods));
 
     relations(
         &mut c,
@@ -420,8 +450,10 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
             oauth,
             providers,
             filter_config,
+            subject_header,
             default_service,
             role: frontend_role,
+            cors,
         },
         services,
         network,
@@ -467,6 +499,151 @@ fn methods(c: &mut Checker, spec: Option<Located<OneOrMany<Located<String>>>>) -
         }
     }
     out
+}
+
+/// Paths the frontend answers itself, before any service's.
+pub const FRONTEND_PATHS: [&str; 2] = ["/health", "/ready"];
+
+/// The most a browser caches a preflight's answer (Firefox's cap).
+pub const MAX_CORS_MAX_AGE: u32 = 86_400;
+/// The request headers a preflight allows unless the spec says otherwise:
+/// the bearer token, and a body's type.
+pub const DEFAULT_CORS_HEADERS: [&str; 2] = ["authorization", "content-type"];
+
+/// The CORS policy, checked against the methods the frontend forwards.
+fn cors_policy(c: &mut Checker, spec: Located<CorsSpec>, methods: &[String]) -> Option<Cors> {
+    let Located { value: spec, origin } = spec;
+    let problems = c.problems.len();
+    if !methods.iter().any(|m| m == "OPTIONS") {
+        c.problem(
+            &origin,
+            "cors",
+            "needs OPTIONS among `methods`: browsers send their preflight requests as OPTIONS",
+        );
+    }
+    if spec.allow_origins.value.is_empty() {
+        c.problem(
+            &spec.allow_origins.origin,
+            "cors.allow_origins",
+            "must list at least one origin",
+        );
+    }
+    let mut origins: Vec<String> = Vec::new();
+    for (i, item) in spec.allow_origins.value.iter().enumerate() {
+        let field = format!("cors.allow_origins[{i}]");
+        match web_origin(&item.value) {
+            Err(message) => c.problem(&item.origin, field, message),
+            Ok(()) if origins.contains(&item.value) => {
+                c.problem(&item.origin, field, format!("`{}` is listed twice", item.value))
+            }
+            Ok(()) => origins.push(item.value.clone()),
+        }
+    }
+    let allow_methods = match spec.allow_methods {
+        None => methods.to_vec(),
+        Some(list) => {
+            if list.value.is_empty() {
+                c.problem(&list.origin, "cors.allow_methods", "must list at least one method");
+            }
+            let mut out: Vec<String> = Vec::new();
+            for (i, method) in list.value.iter().enumerate() {
+                let field = format!("cors.allow_methods[{i}]");
+                if !methods.contains(&method.value) {
+                    c.problem(
+                        &method.origin,
+                        field,
+                        format!(
+                            "`{}` is not among `methods` ({}): the frontend refuses it",
+                            method.value.escape_debug(),
+                            methods.join(", ")
+                        ),
+                    );
+                } else if out.contains(&method.value) {
+                    c.problem(&method.origin, field, format!("`{}` is listed twice", method.value));
+                } else {
+                    out.push(method.value.clone());
+                }
+            }
+            out
+        }
+    };
+    let mut header_list = |list: Option<Located<OneOrMany<Located<String>>>>, name: &str, default: &[&str]| {
+        let Some(list) = list else {
+            return default.join(", ");
+        };
+        let mut out: Vec<String> = Vec::new();
+        for (i, header) in list.value.iter().enumerate() {
+            let field = format!("cors.{name}[{i}]");
+            if !is_token(&header.value) {
+                c.problem(
+                    &header.origin,
+                    field,
+                    format!(
+                        "`{}` is not a header name (no wildcards: name each header)",
+                        header.value.escape_debug()
+                    ),
+                );
+            } else if out.iter().any(|h| h.eq_ignore_ascii_case(&header.value)) {
+                c.problem(&header.origin, field, format!("`{}` is listed twice", header.value));
+            } else {
+                out.push(header.value.to_ascii_lowercase());
+            }
+        }
+        out.join(", ")
+    };
+    let allow_headers = header_list(spec.allow_headers, "allow_headers", &DEFAULT_CORS_HEADERS);
+    let expose_headers = header_list(spec.expose_headers, "expose_headers", &[]);
+    if let Some(max_age) = &spec.max_age {
+        if max_age.value > MAX_CORS_MAX_AGE {
+            c.problem(
+                &max_age.origin,
+                "cors.max_age",
+                format!(
+                    "{} seconds is longer than browsers keep a preflight (at most {MAX_CORS_MAX_AGE})",
+                    max_age.value
+                ),
+            );
+        }
+    }
+    (c.problems.len() == problems).then(|| Cors {
+        allow_origins: origins,
+        allow_methods: allow_methods.join(", "),
+        allow_headers,
+        expose_headers,
+        max_age: spec.max_age.map(|m| m.value),
+        allow_credentials: spec.allow_credentials.is_some_and(|a| a.value),
+    })
+}
+
+/// An origin as a browser sends it in `Origin`: `http` or `https`, a host,
+/// the port only when it is not the scheme's default, nothing else.
+fn web_origin(text: &str) -> Result<(), String> {
+    if text == "*" || text == "null" {
+        return Err(format!(
+            "`{text}` would let any web page read what the API answers a signed-in user; list the origins"
+        ));
+    }
+    let url = url::Url::parse(text).map_err(|e| format!("`{}` is not an origin: {e}", text.escape_debug()))?;
+    let canonical = url.origin().ascii_serialization();
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{}` is not an http or https origin", text.escape_debug()));
+    }
+    if canonical != text {
+        return Err(format!(
+            "`{}` is not an origin as browsers send it: `{canonical}` (scheme, host and port only, lower case, no path)",
+            text.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// An RFC 9110 token (a header name).
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && name != "*"
 }
 
 const ADMIN_REASON: &str = "the admin interface can stop Envoy and dump its configuration";
@@ -1233,6 +1410,15 @@ fn services(
             continue;
         }
         let path_value = path.value;
+        if FRONTEND_PATHS.contains(&path_value.as_str()) {
+            c.problem(
+                &path.origin,
+                format!("{field}.path"),
+                format!(
+                    "`{path_value}` is the frontend's own (`/health`: liveness, `/ready`: readiness); give the service another `path`"
+                ),
+            );
+        }
         if let Some(other) = seen_paths.insert(path_value.clone(), name.value.clone()) {
             c.problem(
                 &path.origin,
@@ -1444,6 +1630,10 @@ fn issuers(
         let (audiences, client_ids) = acceptance(c, &field, &name.origin, audiences, client_ids);
         if let (true, Some(url)) = (issuer_ok, jwks_url) {
             let host = url.host_str().unwrap_or_default().to_string();
+            let jwks_path = match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_string(),
+            };
             out.push(Provider {
                 jwks: TlsUpstream {
                     cluster: format!("jwks_{}", name.value),
@@ -1459,6 +1649,7 @@ fn issuers(
                 audiences,
                 client_ids,
                 jwks_uri: url.to_string(),
+                jwks_path,
                 cache_seconds,
             });
         }

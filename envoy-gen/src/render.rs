@@ -5,7 +5,7 @@
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 /// Every template, by the name templates import it with.
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 5] = [
     (
         "frontend.yaml.j2",
         include_str!("../../envoy/templates/frontend.yaml.j2"),
@@ -18,6 +18,10 @@ const TEMPLATES: [(&str, &str); 4] = [
     (
         "refusals.yaml.j2",
         include_str!("../../envoy/templates/refusals.yaml.j2"),
+    ),
+    (
+        "access_log.yaml.j2",
+        include_str!("../../envoy/templates/access_log.yaml.j2"),
     ),
 ];
 

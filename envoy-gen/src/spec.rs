@@ -243,6 +243,34 @@ pub struct Spec {
     /// The jwt_scopes filter's configuration (see the README); `payload_metadata_keys`
     /// and `client_ids` are set from `issuers`.
     pub filter: Option<Located<RawConfig>>,
+    /// Cross-origin requests from browser apps (default: none are allowed).
+    /// Preflight requests are answered by the frontend itself, without a
+    /// token; every other request still needs one.
+    pub cors: Option<Located<CorsSpec>>,
+}
+
+/// The frontend's CORS policy, as Envoy's CORS filter applies it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSpec {
+    /// The origins allowed, compared exactly, as browsers send them:
+    /// `https://app.example.com`, with the port when it is not the default.
+    /// No wildcards.
+    pub allow_origins: Located<OneOrMany<Located<String>>>,
+    /// The methods a preflight allows (default: the spec's `methods`); each
+    /// must be one of `methods`.
+    pub allow_methods: Option<Located<OneOrMany<Located<String>>>>,
+    /// The request headers a preflight allows (default `authorization`,
+    /// `content-type`).
+    pub allow_headers: Option<Located<OneOrMany<Located<String>>>>,
+    /// Response headers scripts may read besides the CORS-safelisted ones.
+    pub expose_headers: Option<Located<OneOrMany<Located<String>>>>,
+    /// How long, in seconds, a browser may cache a preflight's answer
+    /// (at most 86400).
+    pub max_age: Option<Located<u32>>,
+    /// Let browsers send credentials (cookies, TLS client certificates) and
+    /// show the answer (default false; a bearer token needs none).
+    pub allow_credentials: Option<Located<bool>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -114,8 +114,14 @@ impl Envoy {
     /// `PATH` and `AWS_EC2_METADATA_DISABLED=true`): no AWS credentials
     /// unless `env` holds some.
     pub fn start_with_env(config: &str, env: &[(String, String)]) -> Result<Envoy, String> {
+        Envoy::start_with_args(config, env, &[])
+    }
+
+    /// Like `start_with_env`, with `args` added to Envoy's command line
+    /// (e.g. `--drain-time-s 3`).
+    pub fn start_with_args(config: &str, env: &[(String, String)], args: &[String]) -> Result<Envoy, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let (mut child, admin_path) = spawn(config, &dir, env)?;
+        let (mut child, admin_path) = spawn(config, &dir, env, args)?;
         let deadline = Instant::now() + START_TIMEOUT;
         let admin_port = loop {
             if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -163,7 +169,7 @@ impl Envoy {
     /// returns its exit status and log.
     pub fn expect_refusal(config: &str) -> Result<(std::process::ExitStatus, String), String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let (mut child, _) = spawn(config, &dir, &AwsCredentials::test().env())?;
+        let (mut child, _) = spawn(config, &dir, &AwsCredentials::test().env(), &[])?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -181,12 +187,15 @@ impl Envoy {
         }
     }
 
+    /// The listeners with a socket (internal listeners have none), and
+    /// their bound ports (0 until bound).
     fn bound_listeners(&self) -> Result<Vec<(String, u16)>, String> {
         let response = http::get(("127.0.0.1", self.admin_port), "/listeners?format=json")?;
         let json: serde_json::Value = serde_json::from_slice(&response.body).map_err(|e| e.to_string())?;
         let statuses = json["listener_statuses"].as_array().cloned().unwrap_or_default();
         Ok(statuses
             .iter()
+            .filter(|s| s["local_address"].get("envoy_internal_address").is_none())
             .map(|s| {
                 let name = s["name"].as_str().unwrap_or_default().to_string();
                 let port = s["local_address"]["socket_address"]["port_value"].as_u64().unwrap_or(0);
@@ -260,7 +269,12 @@ impl Drop for Envoy {
     }
 }
 
-fn spawn(config: &str, dir: &tempfile::TempDir, env: &[(String, String)]) -> Result<(Child, PathBuf), String> {
+fn spawn(
+    config: &str,
+    dir: &tempfile::TempDir,
+    env: &[(String, String)],
+    args: &[String],
+) -> Result<(Child, PathBuf), String> {
     let binary = envoy_binary()?;
     let config_path = dir.path().join("envoy.yaml");
     std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
@@ -272,6 +286,7 @@ fn spawn(config: &str, dir: &tempfile::TempDir, env: &[(String, String)]) -> Res
         .arg("--admin-address-path")
         .arg(&admin_path)
         .args(["--disable-hot-restart", "--concurrency", "1", "--log-level", "warn"])
+        .args(args)
         // Only the credentials the caller gives exist for Envoy (normally
         // the tests' own, see TEST_ACCESS_KEY_ID).
         .env_clear()

@@ -10,11 +10,15 @@ use crate::http::{Request, Response};
 use crate::idp::TlsIdp;
 use crate::stack::{local_overrides, with_issuer};
 use crate::tls::{Received, TestCa, TlsServer};
+use bytes::Bytes;
 use envoy_gen::args::Overrides;
+use http_body_util::Full;
 use lattice_sim::sigv4::{self, Expectation, Secret};
 use serde_json::{json, Value};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub const REGION: &str = "us-west-2";
 pub const DOMAIN: &str = "lattice.test";
@@ -95,6 +99,8 @@ pub struct Variant {
     pub edit: Option<Edit>,
     /// Envoy's whole environment (default: the tests' AWS credentials).
     pub env: Option<Vec<(String, String)>>,
+    /// Added to Envoy's command line.
+    pub envoy_args: Vec<String>,
 }
 
 /// IdP, Lattice stand-in and the generated frontend. Field order is drop
@@ -118,8 +124,9 @@ impl Stack {
 
     pub fn start_with(mut variant: Variant) -> Stack {
         let env = variant.env.take().unwrap_or_else(|| AwsCredentials::test().env());
+        let args = std::mem::take(&mut variant.envoy_args);
         let parts = StackParts::render(variant);
-        let envoy = Envoy::start_with_env(&parts.config, &env).unwrap_or_else(|e| panic!("{e}"));
+        let envoy = Envoy::start_with_args(&parts.config, &env, &args).unwrap_or_else(|e| panic!("{e}"));
         let StackParts {
             idp,
             seen,
@@ -259,4 +266,48 @@ pub fn http_filters(config: &mut Value) -> &mut Vec<Value> {
     config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
         .as_array_mut()
         .unwrap_or_else(|| panic!("no http_filters in the frontend configuration"))
+}
+
+/// A stand-in for Lattice that is up but answers only after `delay`, with
+/// its own CA (at `ca`), counting the requests that reach it.
+pub struct SlowLattice {
+    pub port: u16,
+    /// Requests that reached it (counted on arrival).
+    pub received: Arc<AtomicUsize>,
+    /// Its CA, in a PEM file.
+    pub ca: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    _server: lattice_sim::http_server::Background,
+}
+
+impl SlowLattice {
+    pub fn start(delay: Duration) -> SlowLattice {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let ca = TestCa::new("slow Lattice CA");
+        let hosts: Vec<String> = SERVICES.iter().map(|s| format!("{s}.{DOMAIN}")).collect();
+        let leaf = ca.leaf(&hosts.iter().map(String::as_str).collect::<Vec<_>>());
+        let tls = lattice_sim::http_server::tls_config(&leaf.cert_pem, &leaf.key_pem).unwrap_or_else(|e| panic!("{e}"));
+        let received = Arc::new(AtomicUsize::new(0));
+        let counter = received.clone();
+        let server = lattice_sim::http_server::spawn(
+            "127.0.0.1:0",
+            Some(tls),
+            2,
+            move |_, _request: hyper::Request<hyper::body::Incoming>| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    tokio::time::sleep(delay).await;
+                    hyper::Response::new(Full::new(Bytes::from_static(b"late\n")))
+                }
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        SlowLattice {
+            port: server.addr.port(),
+            received,
+            ca: ca.write_pem(dir.path(), "slow-ca.pem"),
+            _dir: dir,
+            _server: server,
+        }
+    }
 }

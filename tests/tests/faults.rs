@@ -8,7 +8,7 @@ use bytes::Bytes;
 use e2e::envoy::{panic_filter_wasm, Envoy};
 use e2e::http::{Request, Response};
 use e2e::jwt::{Alg, Issuer};
-use e2e::lattice_stub::{http_filters, view_header, Stack, StackParts, Variant, AUDIENCE, DOMAIN, SERVICES};
+use e2e::lattice_stub::{http_filters, view_header, SlowLattice, Stack, StackParts, Variant, AUDIENCE};
 use e2e::tls::TestCa;
 use envoy_gen::args::Overrides;
 use http_body_util::Full;
@@ -219,11 +219,13 @@ fn jwks_down_at_start_gives_401_until_it_is_back() {
 }
 
 /// A JWKS endpoint that answers nothing useful, and only after 4 s,
-/// counting the fetches in flight (and the most at once).
+/// counting jwt_authn's fetches in flight (and the most at once), and apart
+/// from them the readiness health checks' (`user-agent: Envoy/HC`).
 struct HangingJwks {
     port: u16,
     in_flight: Arc<AtomicUsize>,
     most: Arc<AtomicUsize>,
+    most_checks: Arc<AtomicUsize>,
     ca: std::path::PathBuf,
     _dir: tempfile::TempDir,
     _server: lattice_sim::http_server::Background,
@@ -236,13 +238,20 @@ impl HangingJwks {
         let leaf = ca.leaf(&["localhost"]);
         let tls = lattice_sim::http_server::tls_config(&leaf.cert_pem, &leaf.key_pem).unwrap();
         let (in_flight, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let (now, high) = (in_flight.clone(), most.clone());
+        let (checks_in_flight, most_checks) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (fetches, high_fetches) = (in_flight.clone(), most.clone());
+        let (checks, high_checks) = (checks_in_flight, most_checks.clone());
         let server = lattice_sim::http_server::spawn(
             "127.0.0.1:0",
             Some(tls),
             2,
-            move |_, _request: hyper::Request<hyper::body::Incoming>| {
-                let (now, high) = (now.clone(), high.clone());
+            move |_, request: hyper::Request<hyper::body::Incoming>| {
+                let health_check = request.headers().get("user-agent").is_some_and(|u| u == "Envoy/HC");
+                let (now, high) = if health_check {
+                    (checks.clone(), high_checks.clone())
+                } else {
+                    (fetches.clone(), high_fetches.clone())
+                };
                 async move {
                     let current = now.fetch_add(1, Ordering::SeqCst) + 1;
                     high.fetch_max(current, Ordering::SeqCst);
@@ -259,6 +268,7 @@ impl HangingJwks {
             port: server.addr.port(),
             in_flight,
             most,
+            most_checks,
             ca: ca.write_pem(dir.path(), "idp-ca.pem"),
             _dir: dir,
             _server: server,
@@ -293,6 +303,8 @@ fn a_hanging_jwks_endpoint_gets_at_most_four_fetches_at_once() {
     assert!(stack.envoy.stat("cluster.jwks_jwt.upstream_rq_pending_overflow") > 0);
     assert_eq!(stack.reached_lattice(), 0);
     assert!(idp.in_flight.load(Ordering::SeqCst) <= 4);
+    // Besides, the readiness health check asks one at a time.
+    assert_eq!(idp.most_checks.load(Ordering::SeqCst), 1);
 }
 
 #[test]
@@ -339,48 +351,6 @@ fn jwks_down_later_keeps_the_last_keys_and_never_lets_an_unverifiable_token_pass
     }
 }
 
-/// A stand-in for Lattice that is up but answers only after `delay`, with
-/// its own CA (at `ca`), counting the requests that reach it.
-struct SlowLattice {
-    port: u16,
-    received: Arc<AtomicUsize>,
-    ca: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-    _server: lattice_sim::http_server::Background,
-}
-
-impl SlowLattice {
-    fn start(delay: Duration) -> SlowLattice {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = TestCa::new("slow Lattice CA");
-        let hosts: Vec<String> = SERVICES.iter().map(|s| format!("{s}.{DOMAIN}")).collect();
-        let leaf = ca.leaf(&hosts.iter().map(String::as_str).collect::<Vec<_>>());
-        let tls = lattice_sim::http_server::tls_config(&leaf.cert_pem, &leaf.key_pem).unwrap();
-        let received = Arc::new(AtomicUsize::new(0));
-        let counter = received.clone();
-        let server = lattice_sim::http_server::spawn(
-            "127.0.0.1:0",
-            Some(tls),
-            2,
-            move |_, _request: hyper::Request<hyper::body::Incoming>| {
-                counter.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    tokio::time::sleep(delay).await;
-                    hyper::Response::new(Full::new(Bytes::from_static(b"late\n")))
-                }
-            },
-        )
-        .unwrap();
-        SlowLattice {
-            port: server.addr.port(),
-            received,
-            ca: ca.write_pem(dir.path(), "slow-ca.pem"),
-            _dir: dir,
-            _server: server,
-        }
-    }
-}
-
 /// A TCP listener that accepts connections and drops them at once (a
 /// Lattice endpoint that is down), counting them.
 struct Dropping {
@@ -422,7 +392,7 @@ fn route_timeouts(config: &mut Value, timeout: &str) {
     let hcm = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
     for host in hcm["route_config"]["virtual_hosts"].as_array_mut().unwrap() {
         for route in host["routes"].as_array_mut().unwrap() {
-            if let Some(forward) = route.get_mut("route") {
+            if let Some(forward) = route.get_mut("route").filter(|r| r["cluster"] != "readiness") {
                 assert_eq!(forward["timeout"], "30s", "the generated timeout changed");
                 forward["timeout"] = json!(timeout);
             }
