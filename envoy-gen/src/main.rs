@@ -192,19 +192,41 @@ fn run_policies(command: PoliciesCommand) -> Result<(), String> {
     for note in &rendered.notes {
         eprintln!("{note}");
     }
-    match (&command.output, &command.check) {
+    write_or_check(
+        command.output.as_deref(),
+        command.check.as_deref(),
+        "the policies",
+        "`envoy-gen policies --spec ... -o DIR`",
+        |dir| policies::drift(dir, &rendered),
+        |dir| policies::write(dir, &rendered),
+    )
+}
+
+/// `-o DIR` writes the rendered files; `--check DIR` compares them with
+/// DIR and names every difference (exit 1 on drift).
+fn write_or_check<E: std::fmt::Display, D: std::fmt::Display>(
+    output: Option<&std::path::Path>,
+    check: Option<&std::path::Path>,
+    what: &str,
+    rerun: &str,
+    drift: impl Fn(&std::path::Path) -> Vec<D>,
+    write: impl Fn(&std::path::Path) -> Result<(), E>,
+) -> Result<(), String> {
+    match (output, check) {
         (_, Some(dir)) => {
-            let drift = policies::drift(dir, &rendered);
+            let drift = drift(dir);
             if drift.is_empty() {
-                println!("{}: the policies match the spec", dir.display());
+                println!("{}: {what} match the spec", dir.display());
                 Ok(())
             } else {
                 let mut message: String = drift.iter().map(|d| format!("error: {d}\n")).collect();
-                message.push_str("error: the policies differ from the spec: run `envoy-gen policies --spec ... -o DIR` and review the diff\n");
+                message.push_str(&format!(
+                    "error: {what} differ from the spec: run {rerun} and review the diff\n"
+                ));
                 Err(message)
             }
         }
-        (Some(dir), None) => policies::write(dir, &rendered).map_err(|e| format!("error: {e}\n")),
+        (Some(dir), None) => write(dir).map_err(|e| format!("error: {e}\n")),
         (None, None) => Err("error: give -o DIR or --check DIR\n".into()),
     }
 }
@@ -215,19 +237,12 @@ fn run_ecs(command: EcsCommand) -> Result<(), String> {
     let source = Some((command.spec.as_path(), text.as_str()));
     let system = envoy_gen::load(source, &Overrides::default())?;
     let files = ecs::render(&system, &command.ecs).map_err(|p| report(&p, source))?;
-    match (&command.output, &command.check) {
-        (_, Some(dir)) => {
-            let drift = ecs::drift(dir, &files);
-            if drift.is_empty() {
-                println!("{}: the task definitions match the spec", dir.display());
-                Ok(())
-            } else {
-                let mut message: String = drift.iter().map(|d| format!("error: {d}\n")).collect();
-                message.push_str("error: the task definitions differ from the spec: run `envoy-gen ecs --spec ... -o DIR` with the same flags and review the diff\n");
-                Err(message)
-            }
-        }
-        (Some(dir), None) => ecs::write(dir, &files).map_err(|e| format!("error: {e}\n")),
-        (None, None) => Err("error: give -o DIR or --check DIR\n".into()),
-    }
+    write_or_check(
+        command.output.as_deref(),
+        command.check.as_deref(),
+        "the task definitions",
+        "`envoy-gen ecs --spec ... -o DIR` with the same flags",
+        |dir| ecs::drift(dir, &files),
+        |dir| ecs::write(dir, &files),
+    )
 }
