@@ -1,8 +1,20 @@
-#!/bin/sh
+#!/bin/bash
 # The image's entrypoint: renders this container's Envoy configuration with
 # envoy-gen from environment variables (named after the reference sample's
-# CDK context), then replaces itself with Envoy, so that Envoy is the
-# container's main process and receives its signals.
+# CDK context), then runs Envoy and stops it gracefully.
+#
+# On the container's stop signal (SIGTERM, or SIGINT) the script drains
+# before stopping: a SIGTERM straight to Envoy would cut every request in
+# flight, and Envoy 1.40 has no graceful stop of its own (its admin
+# /drain_listeners?graceful closes the listeners after --drain-time-s but
+# leaves the process running). So the script POSTs /healthcheck/fail (the
+# frontend's /ready turns 503: load balancers stop sending), then
+# /drain_listeners?graceful (every answer carries `connection: close`, or
+# GOAWAY on HTTP/2, while requests in flight complete), waits
+# ENVOY_DRAIN_SECONDS, and only then sends Envoy SIGTERM. A second signal
+# stops Envoy at once. The script exits with Envoy's status.
+# Bash, not sh: the admin calls use bash's /dev/tcp (the base image has no
+# HTTP client).
 #
 #   ENVOY_ROLE=frontend (default): the edge: jwt_authn, jwt_scopes, SigV4.
 #   ENVOY_ROLE=sidecar:            the egress sidecar of SERVICE_NAME.
@@ -96,7 +108,7 @@ ENVOY_LOG_LEVEL=${ENVOY_LOG_LEVEL:-info}
 ENVOY_MODE=${ENVOY_MODE:-serve}
 ENVOY_DRAIN_SECONDS=${ENVOY_DRAIN_SECONDS:-20}
 
-FRONTEND_ONLY="ENABLE_OAUTH JWT_ISSUER JWT_JWKS JWT_AUDIENCE JWKS_CA SERVICES DEFAULT_SERVICE"
+FRONTEND_ONLY="ENABLE_OAUTH JWT_ISSUER JWT_JWKS JWT_AUDIENCE JWT_CLIENT_ID JWKS_CA SERVICES DEFAULT_SERVICE"
 SIDECAR_ONLY="SERVICE_NAME"
 
 case $ENVOY_ROLE in
@@ -110,17 +122,21 @@ case $ENVOY_ROLE in
                 why="when ENABLE_OAUTH is true and no SPEC_FILE names an issuer"
                 require JWT_ISSUER "$why (the token issuer, \`iss\`)"
                 require JWT_JWKS "$why (the issuer's JWKS URL)"
-                require JWT_AUDIENCE "$why (accepted audiences, comma-separated)"
+                if ! given JWT_CLIENT_ID; then
+                    require JWT_AUDIENCE "$why (accepted audiences, comma-separated; or JWT_CLIENT_ID for \
+tokens that carry \`client_id\` instead of \`aud\`, as Cognito access tokens do)"
+                fi
             fi
         fi
         if [ "$oauth" = false ]; then
-            for name in JWT_ISSUER JWT_JWKS JWT_AUDIENCE JWKS_CA; do
+            for name in JWT_ISSUER JWT_JWKS JWT_AUDIENCE JWT_CLIENT_ID JWKS_CA; do
                 if given "$name"; then
                     fail "$name is set but ENABLE_OAUTH is false: no token would be checked against it"
                 fi
             done
         fi
         if given JWT_AUDIENCE; then check_list JWT_AUDIENCE "$JWT_AUDIENCE"; fi
+        if given JWT_CLIENT_ID; then check_list JWT_CLIENT_ID "$JWT_CLIENT_ID"; fi
         if given SERVICES; then check_list SERVICES "$SERVICES"; fi
         if given JWKS_CA; then readable JWKS_CA "$JWKS_CA"; fi
         ;;
@@ -199,6 +215,7 @@ render() {
         old_ifs=$IFS
         IFS=,
         for audience in ${JWT_AUDIENCE:-}; do set -- "$@" --audience "$audience"; done
+        for client_id in ${JWT_CLIENT_ID:-}; do set -- "$@" --client-id "$client_id"; done
         for service in ${SERVICES:-}; do set -- "$@" --service "$service"; done
         IFS=$old_ifs
     fi
@@ -212,16 +229,81 @@ admin_address_file=$ENVOY_RUN_DIR/admin-address
 rm -f "$config" "$admin_address_file"
 render "$config" || fail "envoy-gen could not render the $ENVOY_ROLE configuration (errors above; its flags \
 come from: --spec SPEC_FILE, --region AWS_REGION, --domain APP_DOMAIN, --issuer JWT_ISSUER, --jwks-uri JWT_JWKS, \
---audience JWT_AUDIENCE, --jwks-ca JWKS_CA, --service SERVICES or SERVICE_NAME, --default-service DEFAULT_SERVICE, \
+--audience JWT_AUDIENCE, --client-id JWT_CLIENT_ID, --jwks-ca JWKS_CA, --service SERVICES or SERVICE_NAME, --default-service DEFAULT_SERVICE, \
 --wasm JWT_SCOPES_WASM, --no-oauth ENABLE_OAUTH=false, --credentials CREDENTIALS_SOURCE, \
 --lattice-endpoint LATTICE_ENDPOINT, --lattice-ca LATTICE_CA, --listen LISTEN_ADDRESS, --admin ADMIN_ADDRESS)"
 printf 'entrypoint: rendered the %s configuration to %s; starting Envoy (%s)\n' "$ENVOY_ROLE" "$config" "$ENVOY_MODE" >&2
 
 # --disable-hot-restart: a container restarts by being replaced, and hot
-# restart would need shared memory. --drain-time-s bounds how long
-# /drain_listeners?graceful (e.g. from a pre-stop hook) keeps connections.
+# restart would need shared memory. --drain-time-s is how long
+# /drain_listeners?graceful keeps the listeners open (the same as the
+# script's wait before stopping Envoy).
 set -- --config-path "$config" --mode "$ENVOY_MODE" --log-level "$ENVOY_LOG_LEVEL" \
     --admin-address-path "$admin_address_file" --disable-hot-restart \
     --drain-time-s "$ENVOY_DRAIN_SECONDS" "$@"
 if given ENVOY_CONCURRENCY; then set -- --concurrency "$ENVOY_CONCURRENCY" "$@"; fi
-exec "$ENVOY_BIN" "$@"
+if [ "$ENVOY_MODE" = validate ]; then exec "$ENVOY_BIN" "$@"; fi
+# --drain-strategy immediate: once draining, every answer closes its
+# connection (the default, gradual, would close a growing share of them).
+set -- --drain-strategy immediate "$@"
+
+# admin METHOD PATH: true when Envoy's admin interface answers 200.
+admin() {
+    local address host port status
+    address=$(cat "$admin_address_file" 2>/dev/null) || return 1
+    host=${address%:*}
+    port=${address##*:}
+    host=${host#[}
+    host=${host%]}
+    exec 3<>"/dev/tcp/$host/$port" || return 1
+    printf '%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n' "$1" "$2" >&3
+    IFS= read -r -t 5 status <&3 || status=
+    exec 3<&-
+    case $status in
+        "HTTP/1."?" 200 "*) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+stopping=
+timer=
+on_stop() {
+    if [ -n "$stopping" ]; then
+        printf 'entrypoint: second stop signal: stopping Envoy now\n' >&2
+        kill -TERM "$envoy" 2>/dev/null
+        return
+    fi
+    stopping=1
+    if [ "$ENVOY_DRAIN_SECONDS" -gt 0 ] && admin POST /healthcheck/fail && admin POST '/drain_listeners?graceful'; then
+        printf 'entrypoint: stop signal: draining for %ss, then stopping Envoy (a second signal stops it at once)\n' \
+            "$ENVOY_DRAIN_SECONDS" >&2
+        # The wait is a child the main loop waits on with Envoy: no process
+        # outlives the script.
+        sleep "$ENVOY_DRAIN_SECONDS" &
+        timer=$!
+    else
+        printf 'entrypoint: stop signal: stopping Envoy now (no drain: ENVOY_DRAIN_SECONDS=%s or the admin interface did not answer)\n' \
+            "$ENVOY_DRAIN_SECONDS" >&2
+        kill -TERM "$envoy" 2>/dev/null
+    fi
+}
+
+"$ENVOY_BIN" "$@" &
+envoy=$!
+trap on_stop TERM INT
+# From here on a failing `wait` or `kill` is an answer, not an error.
+set +e
+# `wait` returns early (status > 128) whenever a trapped signal arrives,
+# and when the drain's wait ends; only Envoy's own exit ends the loop.
+while :; do
+    if [ -n "$timer" ]; then wait -n "$envoy" "$timer"; else wait "$envoy"; fi
+    kill -0 "$envoy" 2>/dev/null || break
+    if [ -n "$timer" ] && ! kill -0 "$timer" 2>/dev/null; then
+        timer=
+        kill -TERM "$envoy" 2>/dev/null
+    fi
+done
+if [ -n "$timer" ]; then kill "$timer" 2>/dev/null; fi
+# Bash keeps an exited child's status: this is Envoy's, whichever wait
+# reaped it.
+wait "$envoy"

@@ -48,6 +48,12 @@ const HEALTHCHECK: HealthCheck = HealthCheck {
 };
 /// The image's user, `envoy`.
 const ENVOY_USER: &str = "101";
+
+/// How long an Envoy drains after ECS's SIGTERM (`ENVOY_DRAIN_SECONDS`: the
+/// entrypoint fails readiness, lets requests in flight complete, then stops
+/// Envoy), and how long ECS waits before SIGKILL: the drain plus margin.
+const DRAIN_SECONDS: u32 = 20;
+const STOP_TIMEOUT_SECONDS: u32 = DRAIN_SECONDS + 10;
 /// The frontend's task definition; each service's is `<name>.json`.
 pub const FRONTEND_FILE: &str = "frontend.json";
 pub const DEFAULT_APP_PORT: u16 = 8080;
@@ -111,6 +117,8 @@ struct ContainerDefinition {
     depends_on: Vec<ContainerDependency>,
     #[serde(skip_serializing_if = "Option::is_none")]
     health_check: Option<HealthCheck>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_timeout: Option<u32>,
     log_configuration: LogConfiguration,
 }
 
@@ -521,6 +529,7 @@ impl Settings {
             variable("SPEC_FILE", SPEC_PATH),
             variable("CREDENTIALS_SOURCE", "container"),
             variable("ENVOY_RUN_DIR", RUN_DIR),
+            variable("ENVOY_DRAIN_SECONDS", DRAIN_SECONDS.to_string()),
         ]);
         environment.extend(self.lattice_ca.as_ref().map(|ca| variable("LATTICE_CA", ca.as_str())));
         ContainerDefinition {
@@ -538,6 +547,7 @@ impl Settings {
             }],
             depends_on: Vec::new(),
             health_check: Some(HEALTHCHECK),
+            stop_timeout: Some(STOP_TIMEOUT_SECONDS),
             log_configuration: logs,
         }
     }
@@ -618,6 +628,7 @@ fn service_task(system: &System, settings: &Settings, service: &Service) -> Resu
         mount_points: Vec::new(),
         depends_on: Vec::new(),
         health_check: None,
+        stop_timeout: None,
         log_configuration: logs.clone(),
     };
     let mut containers = Vec::new();

@@ -118,8 +118,7 @@ fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-/// The entrypoint running Envoy. Dropping it kills the process it started,
-/// which is Envoy itself once the script has exec'd.
+/// The entrypoint running Envoy as its child. Dropping it kills both.
 struct Container {
     child: Child,
     run_dir: tempfile::TempDir,
@@ -209,31 +208,57 @@ impl Container {
             .success()
     }
 
-    /// Proves the script exec'd: the process it started is Envoy (so the
-    /// container's stop signal reaches Envoy). Then stops it, as `docker
-    /// stop` would, and checks that nothing it started is left.
-    fn stop_and_check_exec(mut self) -> String {
-        let pid = self.child.id();
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    /// The Envoy the entrypoint started (its one Envoy child; while it
+    /// drains, the script's timer is another child).
+    fn envoy_pid(&self) -> u32 {
+        let envoy = real_envoy().canonicalize().unwrap();
+        let children = children(self.child.id());
+        let envoys: Vec<u32> = children
+            .iter()
+            .copied()
+            .filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .is_ok_and(|exe| exe.canonicalize().ok().as_ref() == Some(&envoy))
+            })
+            .collect();
         assert_eq!(
-            exe.canonicalize().unwrap(),
-            real_envoy().canonicalize().unwrap(),
-            "the entrypoint's process is not Envoy: the script did not exec"
+            envoys.len(),
+            1,
+            "the entrypoint's children {children:?} are not one Envoy"
         );
-        let stopped = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-        assert!(stopped.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
+        envoys[0]
+    }
+
+    /// Sends the container's stop signal `signals` times, as `docker stop`
+    /// would, and waits for the entrypoint to exit: it must exit 0 (Envoy's
+    /// status) within `within`, and leave nothing running.
+    fn stop(mut self, signals: usize, within: Duration) -> (String, Duration) {
+        let envoy = self.envoy_pid();
+        let started = Instant::now();
+        for _ in 0..signals {
+            signal(self.child.id(), "TERM");
+            std::thread::sleep(Duration::from_millis(200));
+        }
         let status: ExitStatus = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
             }
-            assert!(Instant::now() < deadline, "Envoy ignored SIGTERM");
+            assert!(
+                started.elapsed() < within,
+                "the entrypoint did not stop within {within:?} of SIGTERM:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
+        let took = started.elapsed();
         assert!(
             status.success(),
-            "Envoy exited with {status} on SIGTERM:\n{}",
+            "the entrypoint exited with {status} on SIGTERM:\n{}",
             self.log()
+        );
+        assert!(
+            !Path::new(&format!("/proc/{envoy}")).exists() || is_zombie(envoy),
+            "Envoy outlived the entrypoint"
         );
         let marker = self.run_dir.path().display().to_string();
         let leftovers: Vec<String> = std::fs::read_dir("/proc")
@@ -246,12 +271,68 @@ impl Container {
             .collect();
         assert!(leftovers.is_empty(), "processes left running: {leftovers:?}");
         assert!(!self.healthy(), "the healthcheck passes with Envoy stopped");
-        self.log()
+        (self.log(), took)
     }
+}
+
+/// One HTTP/1.1 response with a content-length, read off `stream` (a
+/// response is complete before its connection closes).
+fn read_response(stream: &mut std::net::TcpStream) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&data).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_string())
+                })
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return Ok(text);
+            }
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(String::from_utf8_lossy(&data).into_owned());
+        }
+        data.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The children of process `pid` (Linux: /proc/PID/task/PID/children).
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+}
+
+fn signal(pid: u32, name: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{name} {pid} failed");
 }
 
 impl Drop for Container {
     fn drop(&mut self) {
+        // Envoy first: killing the script alone would orphan it.
+        for pid in children(self.child.id()) {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -335,6 +416,7 @@ impl Lattice {
             ("LISTEN_ADDRESS", "127.0.0.1:0"),
             ("ADMIN_ADDRESS", "127.0.0.1:0"),
             ("ENVOY_CONCURRENCY", "1"),
+            ("ENVOY_DRAIN_SECONDS", "1"),
         ]);
         env.extend(self.key(role).credentials.env());
         env
@@ -407,9 +489,101 @@ fn frontend_from_cdk_variables_checks_tokens_signs_and_stops() {
     assert_eq!(header(&headers, "x-jwt-subject"), Some("alice@example.com"));
     assert_eq!(header(&headers, "x-jwt-scope-test.all"), Some("true"));
 
-    let log = container.stop_and_check_exec();
+    let (log, _) = container.stop(1, Duration::from_secs(15));
     assert!(log.contains("entrypoint: rendered the frontend configuration"), "{log}");
+    assert!(log.contains("entrypoint: stop signal: draining for 1s"), "{log}");
     assert_secrets_absent(&log, &frontend.credentials, &token);
+}
+
+/// The container's stop signal drains before Envoy stops: readiness fails
+/// at once, a request in flight completes (with `connection: close`), and
+/// Envoy is stopped only after ENVOY_DRAIN_SECONDS.
+#[test]
+fn a_stop_signal_lets_requests_in_flight_complete() {
+    use std::io::Write;
+    let lattice = Lattice::start();
+    let ca = TestCa::new("entrypoint drain test IdP CA");
+    let idp = TlsIdp::start(&ca, "api://entrypoint", false);
+    let ca_dir = tempfile::tempdir().unwrap();
+    let idp_ca = ca.write_pem(ca_dir.path(), "idp-ca.pem");
+    let mut env = lattice.env("frontend");
+    env.extend(vars(&[
+        ("JWT_ISSUER", &idp.url),
+        ("JWT_JWKS", &idp.jwks_uri()),
+        ("JWT_AUDIENCE", "api://entrypoint"),
+        ("JWKS_CA", &idp_ca.display().to_string()),
+        ("APP_DOMAIN", "example.internal"),
+        ("AWS_REGION", "us-west-2"),
+        ("JWT_SCOPES_WASM", &wasm()),
+    ]));
+    env.retain(|(name, _)| name != "ENVOY_DRAIN_SECONDS");
+    env.extend(vars(&[("ENVOY_DRAIN_SECONDS", "4")]));
+    let container = Container::start(&env);
+    let port = container.port("frontend");
+    // Envoy 1.40 keeps a drained HTTP/1.1 connection open after its
+    // `connection: close` answer until the listener closes, so answers are
+    // read by their content-length, never to the end of the connection.
+    let ready = || {
+        let mut probe = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        probe.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        probe
+            .write_all(b"GET /ready HTTP/1.1\r\nhost: frontend.example.internal\r\n\r\n")
+            .unwrap();
+        read_response(&mut probe).unwrap()
+    };
+    assert!(ready().starts_with("HTTP/1.1 200 "));
+
+    // A request whose body is half sent when the stop signal comes.
+    let token = idp.token(json!({"sub": "alice@example.com", "scope": "test.all"}));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        stream,
+        "POST /app1/in-flight HTTP/1.1\r\nhost: frontend.example.internal\r\nauthorization: Bearer {token}\r\n\
+         content-type: text/plain\r\ncontent-length: 10\r\n\r\nhello"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let entrypoint = container.child.id();
+    signal(entrypoint, "TERM");
+    let signalled = Instant::now();
+
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !container.log().contains("entrypoint: stop signal: draining for 4s") {
+        assert!(Instant::now() < deadline, "no drain started:\n{}", container.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let draining = ready();
+    assert!(
+        draining.starts_with("HTTP/1.1 503 "),
+        "/ready while draining: {draining}"
+    );
+    stream.write_all(b"world").unwrap();
+    let answer = read_response(&mut stream).unwrap_or_else(|e| panic!("reading the answer: {e}\n{}", container.log()));
+    assert!(
+        answer.starts_with("HTTP/1.1 200 "),
+        "the request in flight was cut: {answer}\n{}",
+        container.log()
+    );
+    assert!(
+        answer.to_ascii_lowercase().contains("\r\nconnection: close\r\n"),
+        "a draining Envoy does not ask the client to close: {answer}"
+    );
+    assert!(answer.contains("\"webserver\":\"app1\""), "{answer}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(3),
+        "the in-flight request took until the end of the drain"
+    );
+    // New connections are still served until the drain ends.
+    assert!(ready().starts_with("HTTP/1.1 503 "));
+
+    let (log, _) = container.stop(0, Duration::from_secs(20));
+    let took = signalled.elapsed();
+    assert!(
+        took >= Duration::from_secs(4),
+        "Envoy stopped {took:?} after the signal, before ENVOY_DRAIN_SECONDS=4:\n{log}"
+    );
+    assert!(log.contains("entrypoint: stop signal: draining for 4s"), "{log}");
 }
 
 /// `ENABLE_OAUTH=false` needs no issuer and renders a frontend without
@@ -442,6 +616,44 @@ fn frontend_without_oauth_validates_in_the_real_envoy() {
     assert!(config.contains("eu-west-1"));
 }
 
+/// Cognito access tokens carry `client_id`, not `aud`: JWT_CLIENT_ID
+/// (comma-separated) takes JWT_AUDIENCE's place, and the rendered filter
+/// accepts exactly those client ids.
+#[test]
+fn cognito_client_ids_come_from_jwt_client_id() {
+    let run_dir = tempfile::tempdir().unwrap();
+    let env = vars(&[
+        (
+            "JWT_ISSUER",
+            "https://cognito-idp.us-west-2.amazonaws.com/us-west-2_EXAMPLE",
+        ),
+        (
+            "JWT_JWKS",
+            "https://cognito-idp.us-west-2.amazonaws.com/us-west-2_EXAMPLE/.well-known/jwks.json",
+        ),
+        ("JWT_CLIENT_ID", "1example23456789,2example34567890"),
+        ("AWS_REGION", "us-west-2"),
+        ("APP_DOMAIN", "example.internal"),
+        ("JWT_SCOPES_WASM", &wasm()),
+        ("ENVOY_MODE", "validate"),
+    ]);
+    let out = offline_entrypoint(&env, run_dir.path(), &real_envoy())
+        .output()
+        .unwrap();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{output}");
+    let config = std::fs::read_to_string(run_dir.path().join("envoy.yaml")).unwrap();
+    assert!(
+        config.contains(r#"\"client_ids\":{\"jwt\":[\"1example23456789\",\"2example34567890\"]}"#),
+        "{config}"
+    );
+    assert!(!config.contains("audiences: ["), "{config}");
+}
+
 /// The same image as app2's sidecar: the spec mounted as a file, the
 /// service named; it signs app2's calls as app2's role and refuses the
 /// hosts app2 may not call.
@@ -454,6 +666,7 @@ fn sidecar_from_a_mounted_spec_signs_as_its_service() {
         ("SERVICE_NAME", "app2"),
         ("SPEC_FILE", &root().join(SPEC).display().to_string()),
         ("JWT_SCOPES_WASM", &wasm()),
+        ("ENVOY_DRAIN_SECONDS", "60"),
     ]));
     let container = Container::start(&env);
     assert!(container.healthy());
@@ -485,8 +698,14 @@ fn sidecar_from_a_mounted_spec_signs_as_its_service() {
         response.text()
     );
 
-    let log = container.stop_and_check_exec();
+    // A second stop signal cuts the 60 s drain short.
+    let (log, took) = container.stop(2, Duration::from_secs(30));
+    assert!(took < Duration::from_secs(30));
     assert!(log.contains("entrypoint: rendered the sidecar configuration"), "{log}");
+    assert!(
+        log.contains("entrypoint: second stop signal: stopping Envoy now"),
+        "{log}"
+    );
     assert_secrets_absent(&log, &app2.credentials, "no token in this test");
 }
 
@@ -523,7 +742,8 @@ fn a_missing_or_invalid_variable_stops_the_container_naming_it() {
         (without("JWT_JWKS"), "JWT_JWKS is required when ENABLE_OAUTH is true"),
         (
             without("JWT_AUDIENCE"),
-            "JWT_AUDIENCE is required when ENABLE_OAUTH is true",
+            "JWT_AUDIENCE is required when ENABLE_OAUTH is true and no SPEC_FILE names an issuer (accepted \
+             audiences, comma-separated; or JWT_CLIENT_ID",
         ),
         (
             without("AWS_REGION"),
@@ -550,6 +770,19 @@ fn a_missing_or_invalid_variable_stops_the_container_naming_it() {
         (
             with(&[("JWT_AUDIENCE", "a,,b")]),
             "JWT_AUDIENCE=a,,b: an entry is empty",
+        ),
+        (with(&[("JWT_CLIENT_ID", ",c")]), "JWT_CLIENT_ID=,c: an entry is empty"),
+        (
+            with(&[("JWT_CLIENT_ID", "c1")]),
+            "give `audiences` or `client_ids`, not both",
+        ),
+        (
+            vec![
+                ("ENABLE_OAUTH", "false"),
+                ("AWS_REGION", "us-west-2"),
+                ("JWT_CLIENT_ID", "c1"),
+            ],
+            "JWT_CLIENT_ID is set but ENABLE_OAUTH is false",
         ),
         (
             with(&[("SERVICES", "app1, app2")]),
