@@ -11,7 +11,7 @@ use crate::http_server::{Background, Peer};
 use crate::lattice::{self, BadPath, RequestInfo, Verdict, LATTICE_HEADERS};
 use crate::policy::Caller;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Request, Response, StatusCode};
@@ -383,12 +383,22 @@ async fn forward(
     let config = &shared.config;
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => {
+        Err(error) if error.is::<LengthLimitError>() => {
             return access.fail(
                 service,
                 admitted,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request body too large",
+            )
+        }
+        // The client went away or broke its framing mid-body: nothing is
+        // forwarded, and the log says so instead of blaming the size.
+        Err(_) => {
+            return access.fail(
+                service,
+                admitted,
+                StatusCode::BAD_REQUEST,
+                "request body not received in full",
             )
         }
     };
