@@ -17,7 +17,9 @@
 mod guard;
 mod host;
 
-use jwt_scopes_core::{map_claims, pairs, strips_client_header, Config, Output, Refusal};
+use jwt_scopes_core::mapping::Refusal;
+use jwt_scopes_core::request::REFUSAL_DETAILS;
+use jwt_scopes_core::{handle_request, pairs, Config, Counter, Host, HostError, Output, Verdict};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use std::cell::{Cell, RefCell};
@@ -32,34 +34,13 @@ thread_local! {
     static OUTPUT: RefCell<Output> = RefCell::new(Output::default());
 }
 
-/// Counters on Envoy's /stats, as `wasmcustom.jwt_scopes.<name>`.
-#[derive(Clone, Copy)]
-enum Counter {
-    WithIdentity,
-    ScopeHeaders,
-    ScopesDropped,
-    HeadersStripped,
-    Refused,
-    /// Last: flushed after the others, so a reader that sees `requests`
-    /// reach N also sees every other count of those N requests.
-    Requests,
-}
-
-const COUNTERS: [(Counter, &str); 6] = [
-    (Counter::WithIdentity, "jwt_scopes.requests_with_identity"),
-    (Counter::ScopeHeaders, "jwt_scopes.scope_headers_emitted"),
-    (Counter::ScopesDropped, "jwt_scopes.scopes_dropped"),
-    (Counter::HeadersStripped, "jwt_scopes.client_headers_stripped"),
-    (Counter::Refused, "jwt_scopes.requests_refused"),
-    (Counter::Requests, "jwt_scopes.requests"),
-];
-
 /// How often counts kept in the VM are added to Envoy's counters. A host
 /// call per counter per request cost more than the rest of the filter's
 /// work (see the README's benchmark), so requests only add to these cells.
 const FLUSH_PERIOD_MS: u32 = 200;
 
 thread_local! {
+    /// Pending counts, in `Counter::ALL` order.
     static PENDING: [Cell<u64>; 6] = Default::default();
 }
 
@@ -71,19 +52,20 @@ fn count(counter: Counter, n: u64) {
     });
 }
 
-/// Envoy's ids of the counters, in `COUNTERS` order.
+/// Envoy's ids of the counters, in `Counter::ALL` order.
 struct Metrics([u32; 6]);
 
 impl Metrics {
     fn define() -> Result<Metrics, u32> {
         let mut ids = [0; 6];
-        for (id, (_, name)) in ids.iter_mut().zip(COUNTERS) {
-            *id = host::define_counter(name)?;
+        for (id, counter) in ids.iter_mut().zip(Counter::ALL) {
+            *id = host::define_counter(counter.name())?;
         }
         Ok(Metrics(ids))
     }
 
-    /// Adds the pending counts to Envoy's counters (in `COUNTERS` order).
+    /// Adds the pending counts to Envoy's counters (`Counter::ALL` order:
+    /// `requests` last).
     fn flush(&self) {
         PENDING.with(|pending| {
             for (id, cell) in self.0.iter().zip(pending) {
@@ -93,16 +75,12 @@ impl Metrics {
     }
 }
 
-struct Filter {
-    config: Config,
-}
-
 /// A root context, by the plugin's `root_id` (read in `on_configure`).
 enum Root {
     /// Before `on_configure` succeeded: every stream is refused.
     Unconfigured,
     /// `root_id: jwt_scopes` (or none): the identity filter.
-    Scopes { filter: Rc<Filter>, metrics: Metrics },
+    Scopes { config: Rc<Config>, metrics: Metrics },
     /// `root_id: sign_guard`: the upstream guard after SigV4 signing.
     Guard(guard::Guard),
 }
@@ -148,9 +126,9 @@ impl RootContext for Root {
         // Never None: the SDK panics on None. Without a configuration the
         // stream refuses every request (fail closed).
         Some(match self {
-            Root::Unconfigured => Box::new(Stream { filter: None }),
-            Root::Scopes { filter, .. } => Box::new(Stream {
-                filter: Some(filter.clone()),
+            Root::Unconfigured => Box::new(Stream { config: None }),
+            Root::Scopes { config, .. } => Box::new(Stream {
+                config: Some(config.clone()),
             }),
             Root::Guard(guard) => Box::new(guard.stream()),
         })
@@ -168,88 +146,82 @@ fn configure_scopes(configuration: &[u8]) -> Result<Root, String> {
     host::set_tick_period_ms(FLUSH_PERIOD_MS)
         .map_err(|status| format!("jwt_scopes: cannot set the counter flush timer (status {status})"))?;
     Ok(Root::Scopes {
-        filter: Rc::new(Filter { config }),
+        config: Rc::new(config),
         metrics,
     })
 }
 
 struct Stream {
-    filter: Option<Rc<Filter>>,
+    config: Option<Rc<Config>>,
 }
 
 impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(filter) = self.filter.as_deref() else {
-            return refuse(&internal("the filter has no configuration"));
-        };
-        count(Counter::Requests, 1);
-        match filter.process() {
-            Ok(()) => Action::Continue,
-            Err(refusal) => refuse(&refusal),
+        let verdict = OUTPUT.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut out) => handle_request(self.config.as_deref(), &mut WasmHost, &mut out),
+            Err(_) => handle_request(None, &mut WasmHost, &mut Output::default()),
+        });
+        match verdict {
+            Verdict::Continue => Action::Continue,
+            // The local reply ends the stream; the request never goes upstream.
+            Verdict::Stop => Action::Pause,
         }
     }
 }
 
-fn internal(reason: &str) -> Refusal {
-    Refusal::internal(reason.into())
-}
+/// The proxy-wasm side of [`Host`]: each method is one host call (the
+/// header names come from one call returning every header).
+struct WasmHost;
 
-impl Filter {
-    fn process(&self) -> Result<(), Refusal> {
-        self.strip_client_headers()?;
-        let metadata =
-            host::property(b"metadata").map_err(|_| internal("the stream's dynamic metadata could not be read"))?;
-        OUTPUT.with(|cell| {
-            let mut out = cell.try_borrow_mut().map_err(|_| internal("output buffer in use"))?;
-            let outcome = map_claims(&self.config, metadata.as_deref(), &mut out)?;
-            for (name, value) in out.headers() {
-                host::add_request_header(name, value).map_err(|_| internal("an identity header could not be added"))?;
-            }
-            count(Counter::WithIdentity, u64::from(outcome.identity));
-            count(Counter::ScopeHeaders, outcome.scope_headers as u64);
-            count(Counter::ScopesDropped, outcome.dropped as u64);
-            Ok(())
-        })
-    }
+impl Host for WasmHost {
+    type Claims = Vec<u8>;
 
-    fn strip_client_headers(&self) -> Result<(), Refusal> {
-        let buffer = host::request_header_pairs().map_err(|_| internal("the request headers could not be read"))?;
-        let headers = pairs::parse(&buffer).map_err(|_| internal("the request headers could not be decoded"))?;
-        let mut removed: Vec<&[u8]> = Vec::new();
+    fn request_header_names(&mut self, visit: &mut dyn FnMut(&[u8])) -> Result<(), HostError> {
+        let buffer =
+            host::request_header_pairs().map_err(|_| HostError::new("the request headers could not be read"))?;
+        let headers = pairs::parse(&buffer).map_err(|_| HostError::new("the request headers could not be decoded"))?;
         for (name, _) in headers {
-            if strips_client_header(&self.config, name) && !removed.contains(&name) {
-                host::remove_request_header(name).map_err(|_| internal("a client header could not be removed"))?;
-                removed.push(name);
-            }
+            visit(name);
         }
-        count(Counter::HeadersStripped, removed.len() as u64);
         Ok(())
     }
-}
 
-fn refuse(refusal: &Refusal) -> Action {
-    count(Counter::Refused, 1);
-    host::log(
-        host::LOG_DEBUG,
-        &format!("jwt_scopes: refused with {}: {}", refusal.status, refusal.reason),
-    );
-    let mut headers: Vec<(&[u8], &[u8])> = vec![(b"content-type", b"text/plain")];
-    if let Some(challenge) = refusal.challenge {
-        headers.push((b"www-authenticate", challenge.as_bytes()));
+    fn remove_request_header(&mut self, name: &[u8]) -> Result<(), HostError> {
+        host::remove_request_header(name).map_err(|_| HostError::new("a client header could not be removed"))
     }
-    let body = format!("{}\n", refusal.reason);
-    if host::send_local_response(
-        refusal.status,
-        "jwt_scopes_refused",
-        body.as_bytes(),
-        &pairs::serialize(&headers),
-    )
-    .is_err()
-    {
-        host::log(host::LOG_ERROR, "jwt_scopes: could not send the refusal");
+
+    fn add_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        host::add_request_header(name, value).map_err(|_| HostError::new("an identity header could not be added"))
     }
-    // Pause: the local reply ends the stream; the request never goes upstream.
-    Action::Pause
+
+    fn verified_claims(&mut self) -> Result<Option<Vec<u8>>, HostError> {
+        host::property(b"metadata").map_err(|_| HostError::new("the stream's dynamic metadata could not be read"))
+    }
+
+    fn count(&mut self, counter: Counter, n: u64) {
+        count(counter, n);
+    }
+
+    fn refuse(&mut self, refusal: &Refusal) {
+        host::log(
+            host::LOG_DEBUG,
+            &format!("jwt_scopes: refused with {}: {}", refusal.status, refusal.reason),
+        );
+        let headers: Vec<(&[u8], &[u8])> = refusal
+            .reply_headers()
+            .map(|(name, value)| (name.as_bytes(), value.as_bytes()))
+            .collect();
+        if host::send_local_response(
+            refusal.status,
+            REFUSAL_DETAILS,
+            refusal.reply_body().as_bytes(),
+            &pairs::serialize(&headers),
+        )
+        .is_err()
+        {
+            host::log(host::LOG_ERROR, "jwt_scopes: could not send the refusal");
+        }
+    }
 }

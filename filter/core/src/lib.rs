@@ -7,6 +7,7 @@
 //! - [`mapping`]: per request, which client headers go and which identity
 //!   headers come.
 //! - [`pb`]: the zero-copy reader of Envoy's metadata protobuf.
+//! - [`request`]: the request handler both builds share, over a [`Host`].
 //! - [`signature`]: the signing guard's test for a SigV4-signed request.
 
 pub mod config;
@@ -15,8 +16,10 @@ pub mod mapping;
 pub mod names;
 pub mod pairs;
 pub mod pb;
+pub mod request;
 pub mod signature;
 
 pub use config::{Config, ConfigError};
 pub use mapping::{map_claims, strips_client_header, Outcome, Output, Refusal};
 pub use names::{scope_header_name, ScopeEncoding};
+pub use request::{handle_request, Counter, Host, HostError, Verdict};
