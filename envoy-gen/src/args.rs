@@ -2,7 +2,7 @@
 //! in the group it belongs to, and the subcommands flatten the groups they
 //! take; the library and the tests build the same structs.
 
-use crate::spec::Credentials;
+use crate::spec::{Credentials, FilterBuild};
 use clap::Args;
 
 /// Where the services are and how Envoy reaches and signs for them
@@ -73,6 +73,14 @@ pub struct FrontendArgs {
     /// CA bundle that verifies JWKS servers (default: the system bundle).
     #[arg(long, value_name = "PEM")]
     pub jwks_ca: Option<String>,
+    /// The jwt_scopes build to load: `wasm` (default, portable) or `native` (Envoy 1.40's
+    /// dynamic-module ABI only).
+    #[arg(long, value_enum, value_name = "BUILD")]
+    pub filter: Option<FilterBuild>,
+    /// Path of libjwt_scopes_native.so where Envoy runs, for `--filter native`
+    /// (default /usr/local/lib/envoy/libjwt_scopes_native.so).
+    #[arg(long, value_name = "PATH")]
+    pub native_module: Option<String>,
     #[command(flatten)]
     pub listen: ListenArgs,
 }

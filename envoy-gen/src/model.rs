@@ -5,7 +5,8 @@
 
 use crate::args::{FrontendArgs, ListenArgs, Overrides};
 use crate::spec::{
-    CallerSpec, CorsSpec, Credentials, IssuerSpec, Located, NetworkSpec, OneOrMany, Origin, ServiceSpec, Spec,
+    CallerSpec, CorsSpec, Credentials, FilterBuild, IssuerSpec, Located, NetworkSpec, OneOrMany, Origin, ServiceSpec,
+    Spec,
 };
 use jwt_scopes_core::config::RawConfig;
 use jwt_scopes_core::names::scope_header_name;
@@ -17,6 +18,8 @@ use std::net::IpAddr;
 /// The system CA bundle on Debian/Ubuntu (and Amazon Linux's compat path).
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub const DEFAULT_WASM: &str = "/etc/envoy/jwt_scopes.wasm";
+/// Where the image keeps the native build of the filter (`--filter native`).
+pub const DEFAULT_NATIVE_MODULE: &str = "/usr/local/lib/envoy/libjwt_scopes_native.so";
 pub const DEFAULT_SERVICES: [&str; 3] = ["app1", "app2", "app3"];
 /// More trusted proxies than this is a typo.
 pub const MAX_XFF_TRUSTED_HOPS: u32 = 10;
@@ -148,6 +151,13 @@ pub struct Frontend {
     pub providers: Vec<Provider>,
     /// The filter's JSON configuration.
     pub filter_config: String,
+    /// The filter build: `wasm` or `native`.
+    pub filter: &'static str,
+    /// For `native`: the dynamic module's path where Envoy runs.
+    pub native_module: String,
+    /// jwt_authn's payload keys, in the filter's order (the native build
+    /// reads each through a filter-state copy).
+    pub payload_keys: Vec<String>,
     /// The header the filter sets to the verified subject (the access log
     /// shows it), if any.
     pub subject_header: Option<String>,
@@ -305,6 +315,18 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
     )
     .and_then(|e| host_port(&mut c, "lattice.endpoint", &e));
 
+    let filter_build =
+        located(spec.filter_build.as_ref(), flags.filter, "--filter").map_or(FilterBuild::Wasm, |f| f.value);
+    let native_module = located(
+        spec.native_module.as_ref(),
+        flags.native_module.clone(),
+        "--native-module",
+    )
+    .unwrap_or_else(|| Located::default(DEFAULT_NATIVE_MODULE.into()));
+    if native_module.value.is_empty() {
+        c.problem(&native_module.origin, "native_module", "must not be empty");
+    }
+
     let xff_trusted_hops = located(
         spec.xff_trusted_hops.as_ref(),
         flags.xff_trusted_hops,
@@ -448,8 +470,14 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
             tls,
             xff_trusted_hops,
             oauth,
+            payload_keys: providers.iter().map(|p| p.name.clone()).collect(),
             providers,
             filter_config,
+            filter: match filter_build {
+                FilterBuild::Wasm => "wasm",
+                FilterBuild::Native => "native",
+            },
+            native_module: native_module.value,
             subject_header,
             default_service,
             role: frontend_role,

@@ -173,6 +173,17 @@ impl<T: JsonSchema> JsonSchema for OneOrMany<T> {
     }
 }
 
+/// The build of the jwt_scopes filter the frontend loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterBuild {
+    /// The proxy-wasm module, run by Envoy's V8: portable across Envoy versions.
+    Wasm,
+    /// The Envoy dynamic module (a shared library): no V8, built against Envoy
+    /// 1.40's dynamic-module ABI and only for it.
+    Native,
+}
+
 /// How Envoy gets the AWS credentials it signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -206,6 +217,13 @@ pub struct Spec {
     pub listen: Option<Located<String>>,
     /// TLS on the listener (default: plain HTTP, e.g. behind a load balancer).
     pub tls: Option<Located<ListenerTls>>,
+    /// Which build of the jwt_scopes filter the frontend loads: `wasm` (default;
+    /// proxy-wasm in V8, portable across Envoy versions) or `native` (the Envoy
+    /// dynamic module: no V8, tied to Envoy 1.40's ABI).
+    pub filter_build: Option<Located<FilterBuild>>,
+    /// Path of `libjwt_scopes_native.so` where Envoy runs, for `filter: native`
+    /// (default `/usr/local/lib/envoy/libjwt_scopes_native.so`).
+    pub native_module: Option<Located<String>>,
     /// How many proxies in front of the frontend append to `X-Forwarded-For`
     /// and are trusted to (default 0: clients connect directly; 1 behind a
     /// load balancer such as an ALB). Lattice receives one address: the
