@@ -39,6 +39,8 @@ extern "C" {
         return_value_size: *mut usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    #[cfg_attr(not(feature = "batch-headers"), allow(dead_code))]
+    fn proxy_set_header_map_pairs(map_type: u32, map_data: *const u8, map_size: usize) -> u32;
     fn proxy_add_header_map_value(
         map_type: u32,
         key_data: *const u8,
@@ -147,6 +149,14 @@ pub fn request_header(name: &[u8]) -> Result<Option<Vec<u8>>, u32> {
 pub fn remove_request_header(name: &[u8]) -> Result<(), u32> {
     // SAFETY: pointer and length describe a live slice.
     check(unsafe { proxy_remove_header_map_value(MAP_HTTP_REQUEST_HEADERS, name.as_ptr(), name.len()) })
+}
+
+/// Replaces every request header (pseudo-headers included) with `pairs`
+/// (pairs encoding).
+#[cfg_attr(not(feature = "batch-headers"), allow(dead_code))]
+pub fn set_request_header_pairs(pairs: &[u8]) -> Result<(), u32> {
+    // SAFETY: pointer and length describe a live slice.
+    check(unsafe { proxy_set_header_map_pairs(MAP_HTTP_REQUEST_HEADERS, pairs.as_ptr(), pairs.len()) })
 }
 
 /// Adds a request header value.

@@ -159,9 +159,10 @@ impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let mut host = WasmHost::default();
         let verdict = OUTPUT.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut out) => handle_request(self.config.as_deref(), &mut WasmHost, &mut out),
-            Err(_) => handle_request(None, &mut WasmHost, &mut Output::default()),
+            Ok(mut out) => handle_request(self.config.as_deref(), &mut host, &mut out),
+            Err(_) => handle_request(None, &mut host, &mut Output::default()),
         });
         match verdict {
             Verdict::Continue => Action::Continue,
@@ -172,20 +173,50 @@ impl HttpContext for Stream {
 }
 
 /// The proxy-wasm side of [`Host`]: each method is one host call (the
-/// header names come from one call returning every header).
-struct WasmHost;
+/// header names come from one call returning every header, kept for
+/// `update_request_headers`).
+#[derive(Default)]
+struct WasmHost {
+    /// The request headers in pairs encoding, as read for the names.
+    #[cfg_attr(not(feature = "batch-headers"), allow(dead_code))]
+    headers: Vec<u8>,
+}
 
 impl Host for WasmHost {
     type Claims = Vec<u8>;
 
     fn request_header_names(&mut self, visit: &mut dyn FnMut(&[u8])) -> Result<(), HostError> {
-        let buffer =
+        self.headers =
             host::request_header_pairs().map_err(|_| HostError::new("the request headers could not be read"))?;
-        let headers = pairs::parse(&buffer).map_err(|_| HostError::new("the request headers could not be decoded"))?;
+        let headers =
+            pairs::parse(&self.headers).map_err(|_| HostError::new("the request headers could not be decoded"))?;
         for (name, _) in headers {
             visit(name);
         }
         Ok(())
+    }
+
+    /// One host call for every change: the headers read for the names,
+    /// less the removed ones, plus the added ones, replace the map.
+    #[cfg(feature = "batch-headers")]
+    fn update_request_headers(
+        &mut self,
+        remove: &[Vec<u8>],
+        add: &mut dyn Iterator<Item = (&str, &str)>,
+    ) -> Result<(), HostError> {
+        let headers =
+            pairs::parse(&self.headers).map_err(|_| HostError::new("the request headers could not be decoded"))?;
+        let mut all: Vec<(&[u8], &[u8])> = headers
+            .into_iter()
+            .filter(|(name, _)| !remove.iter().any(|r| r.eq_ignore_ascii_case(name)))
+            .collect();
+        let before = all.len();
+        all.extend(add.map(|(name, value)| (name.as_bytes(), value.as_bytes())));
+        if remove.is_empty() && all.len() == before {
+            return Ok(());
+        }
+        host::set_request_header_pairs(&pairs::serialize(&all))
+            .map_err(|_| HostError::new("the request headers could not be replaced"))
     }
 
     fn remove_request_header(&mut self, name: &[u8]) -> Result<(), HostError> {

@@ -76,7 +76,25 @@ pub trait Host {
     /// Adds a request header value.
     fn add_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
 
-    /// The verified claims; read once per request, after the strip step.
+    /// Applies the filter's changes: removes every value of each header
+    /// named in `remove`, then adds `add` in order. The default makes one
+    /// host call per change; a host with a cheaper way to change several
+    /// headers at once overrides it.
+    fn update_request_headers(
+        &mut self,
+        remove: &[Vec<u8>],
+        add: &mut dyn Iterator<Item = (&str, &str)>,
+    ) -> Result<(), HostError> {
+        for name in remove {
+            self.remove_request_header(name)?;
+        }
+        for (name, value) in add {
+            self.add_request_header(name, value)?;
+        }
+        Ok(())
+    }
+
+    /// The verified claims; read once per request.
     fn verified_claims(&mut self) -> Result<Option<Self::Claims>, HostError>;
 
     /// Adds `n` to a counter. Never fails a request.
@@ -138,22 +156,22 @@ fn internal(error: HostError) -> Refusal {
 }
 
 fn process<H: Host + ?Sized>(config: &Config, host: &mut H, out: &mut Output) -> Result<(), Refusal> {
-    strip_client_headers(config, host)?;
+    let doomed = client_headers_to_strip(config, host)?;
     let claims = host.verified_claims().map_err(internal)?;
     let outcome = map_claims(config, claims.as_ref().map(AsRef::as_ref), out)?;
-    for (name, value) in out.headers() {
-        host.add_request_header(name, value).map_err(internal)?;
-    }
+    host.update_request_headers(&doomed, &mut out.headers())
+        .map_err(internal)?;
+    host.count(Counter::HeadersStripped, doomed.len() as u64);
     host.count(Counter::WithIdentity, u64::from(outcome.identity));
     host.count(Counter::ScopeHeaders, outcome.scope_headers as u64);
     host.count(Counter::ScopesDropped, outcome.dropped as u64);
     Ok(())
 }
 
-/// Collects the names first, then removes: a host's view of the headers
-/// may not survive a change. Nothing is allocated when nothing is stripped,
-/// the common case.
-fn strip_client_headers<H: Host + ?Sized>(config: &Config, host: &mut H) -> Result<(), Refusal> {
+/// The distinct names of the client headers to remove. Names are
+/// collected before anything changes: a host's view of the headers may not
+/// survive a change. Nothing is allocated when nothing is stripped.
+fn client_headers_to_strip<H: Host + ?Sized>(config: &Config, host: &mut H) -> Result<Vec<Vec<u8>>, Refusal> {
     let mut doomed: Vec<Vec<u8>> = Vec::new();
     host.request_header_names(&mut |name| {
         if strips_client_header(config, name) && !doomed.iter().any(|d| d.eq_ignore_ascii_case(name)) {
@@ -161,11 +179,7 @@ fn strip_client_headers<H: Host + ?Sized>(config: &Config, host: &mut H) -> Resu
         }
     })
     .map_err(internal)?;
-    for name in &doomed {
-        host.remove_request_header(name).map_err(internal)?;
-    }
-    host.count(Counter::HeadersStripped, doomed.len() as u64);
-    Ok(())
+    Ok(doomed)
 }
 
 #[cfg(test)]
