@@ -72,6 +72,26 @@ pub fn filter_wasm() -> Result<PathBuf, String> {
     }
 }
 
+/// The native build of the filter, an Envoy dynamic module (filter/native),
+/// built with the `native` profile (unwinding, so that a panic is caught in
+/// the module instead of aborting Envoy). Envoy finds it by name
+/// (`jwt_scopes_native`) in the directory `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`
+/// names: this file's parent.
+pub fn native_module() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("JWT_SCOPES_NATIVE") {
+        return Ok(PathBuf::from(path));
+    }
+    let path = workspace_root().join("target/native/libjwt_scopes_native.so");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing: build it with `cargo build --profile native -p jwt-scopes-native`",
+            path.display()
+        ))
+    }
+}
+
 /// The test-only module that panics on `x-test-panic: 1` (tests/panic-filter),
 /// built by `make test`.
 pub fn panic_filter_wasm() -> Result<PathBuf, String> {
