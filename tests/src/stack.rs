@@ -4,7 +4,7 @@ use crate::envoy::{filter_wasm, AwsCredentials, Envoy};
 use crate::idp::TlsIdp;
 use crate::tls::TestCa;
 use envoy_gen::args::{FrontendArgs, LatticeArgs, ListenArgs, Overrides};
-use envoy_gen::spec::Credentials;
+use envoy_gen::spec::{Credentials, FilterBuild};
 use std::path::Path;
 
 /// envoy-gen overrides for a frontend on loopback: ephemeral listener and
@@ -27,8 +27,21 @@ pub fn local_overrides(domain: &str, region: &str, lattice_port: u16, ca: &Path)
                 admin: Some("127.0.0.1:0".into()),
             },
             jwks_ca: Some(ca.display().to_string()),
+            ..native_overrides()
+        },
+    }
+}
+
+/// The frontend's filter build under test: `JWT_SCOPES_FILTER=native`
+/// renders the native dynamic module (see `frontend::Build::under_test`).
+fn native_overrides() -> FrontendArgs {
+    match crate::frontend::Build::under_test() {
+        crate::frontend::Build::Native(module) => FrontendArgs {
+            filter: Some(FilterBuild::Native),
+            native_module: Some(module.display().to_string()),
             ..FrontendArgs::default()
         },
+        crate::frontend::Build::Wasm(_) => FrontendArgs::default(),
     }
 }
 

@@ -1292,6 +1292,15 @@ fn dockerfile_matches_the_project() {
         copy_destination(&docker, "/src/target/wasm32-wasip1/release/jwt_scopes.wasm"),
         envoy_gen::model::DEFAULT_WASM
     );
+    assert_eq!(
+        copy_destination(&docker, "/src/target/native/libjwt_scopes_native.so"),
+        envoy_gen::model::DEFAULT_NATIVE_MODULE
+    );
+    let builder = stage(&docker, "builder").join("\n");
+    assert!(
+        builder.contains("cargo build --profile native --locked -p jwt-scopes-native"),
+        "{builder}"
+    );
     let entrypoint = copy_destination(&docker, ENTRYPOINT);
     let runtime = stage(&docker, "runtime");
     assert!(

@@ -1,9 +1,9 @@
 //! The jwt_scopes filter in the real Envoy 1.40, behind jwt_authn with a
 //! local JWKS, in front of an echo upstream: what the upstream receives.
 
-use e2e::envoy::{filter_wasm, Envoy};
+use e2e::envoy::Envoy;
 use e2e::fixture::{identity, pairs, Setup};
-use e2e::frontend::Frontend;
+use e2e::frontend::{Build, Frontend};
 use e2e::http::Request;
 use e2e::jwt::{Alg, Issuer};
 use serde_json::json;
@@ -269,7 +269,7 @@ fn require_identity_refuses_anonymous_requests() {
 #[test]
 fn bad_plugin_configuration_stops_envoy_from_starting() {
     let issuer = Issuer::new();
-    let wasm = filter_wasm().unwrap_or_else(|e| panic!("{e}"));
+    let build = Build::under_test();
     for (config, expected) in [
         (json!({"scope_prefix": "x-"}), "unknown field `scope_prefix`"),
         (
@@ -279,7 +279,7 @@ fn bad_plugin_configuration_stops_envoy_from_starting() {
     ] {
         let rendered = Frontend {
             jwks: &issuer.jwks(),
-            wasm: &wasm,
+            build: &build,
             plugin_config: Some(config),
             upstream_port: 9,
         }
