@@ -23,12 +23,15 @@ ARG ENVOY_IMAGE=envoyproxy/envoy:v1.40.0
 # --- builder: envoy-gen, jwt_scopes.wasm (wasm32-wasip1) and the native
 #     build of the filter (an Envoy 1.40 dynamic module, JWT_SCOPES_FILTER=native) ---
 FROM ${RUST_IMAGE} AS builder
-RUN rustup target add wasm32-wasip1
+RUN rustup target add wasm32-wasip1 \
+ && apt-get update -qq && apt-get install -y -qq --no-install-recommends binaryen \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked -p envoy-gen \
  && cargo build --release --locked --target wasm32-wasip1 -p jwt-scopes \
+ && scripts/wasm-opt.sh target/wasm32-wasip1/release/jwt_scopes.wasm \
  && cargo build --profile native --locked -p jwt-scopes-native
 
 # --- tools-builder: the local stack's programs (compose only) ---

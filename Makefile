@@ -17,6 +17,7 @@ build: wasm native native-module
 
 wasm: wasm-target
 	$(CARGO) build --release --target wasm32-wasip1 -p jwt-scopes
+	scripts/wasm-opt.sh $(WASM)
 
 native:
 	$(CARGO) build --release --workspace --exclude jwt-scopes --exclude empty-filter --exclude jwt-scopes-native
