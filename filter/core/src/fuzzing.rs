@@ -16,8 +16,10 @@
 use crate::config::{
     ClaimTarget, Config, ALWAYS_STRIPPED_PREFIXES, JWT_AUTHN_NAMESPACE, MAX_SCOPES_LIMIT, RESERVED_OUTPUT_PREFIXES,
 };
+use crate::mapping::Refusal;
 use crate::names::{is_lowercase_header_name, is_verbatim_byte, push_scope_suffix, ScopeEncoding};
 use crate::pb::{self, encode, Struct, Value};
+use crate::request::{handle_request, Counter, Host, HostError, Verdict};
 use crate::{map_claims, pairs, strips_client_header, Output};
 use serde_json::Value as Json;
 use std::sync::LazyLock;
@@ -26,11 +28,12 @@ use std::sync::LazyLock;
 pub type Check = fn(&[u8]) -> Result<(), String>;
 
 /// Every fuzz target of this crate, by its name in `fuzz/fuzz_targets/`.
-pub const TARGETS: [(&str, Check); 4] = [
+pub const TARGETS: [(&str, Check); 5] = [
     ("claims", check_claims),
     ("config", check_config),
     ("headers", check_headers),
     ("metadata", check_metadata),
+    ("request", check_request),
 ];
 
 macro_rules! ensure {
@@ -737,4 +740,184 @@ mod tests {
         assert!(names_a_field("expected value at line 1 column 1"));
         assert!(!names_a_field("something went wrong"));
     }
+}
+
+/// A [`Host`] over plain values that records what the handler does: the
+/// request handler's glue, run natively.
+#[derive(Debug, Default)]
+pub struct RecordingHost {
+    /// The request headers, as they stand.
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The verified claims the host hands over.
+    pub claims: Option<Vec<u8>>,
+    /// Headers the handler added, in order.
+    pub added: Vec<(String, String)>,
+    /// Counter increments.
+    pub counts: Vec<(Counter, u64)>,
+    /// The refusal sent, if any.
+    pub refused: Option<Refusal>,
+    /// The host call that fails, if any (`names`, `remove`, `add`, `claims`).
+    pub fail: Option<&'static str>,
+}
+
+impl RecordingHost {
+    fn check(&self, step: &'static str) -> Result<(), HostError> {
+        if self.fail == Some(step) {
+            Err(HostError::new(step))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The sum of a counter's increments.
+    pub fn count_of(&self, counter: Counter) -> u64 {
+        self.counts.iter().filter(|(c, _)| *c == counter).map(|(_, n)| n).sum()
+    }
+}
+
+impl Host for RecordingHost {
+    type Claims = Vec<u8>;
+
+    fn request_header_names(&mut self, visit: &mut dyn FnMut(&[u8])) -> Result<(), HostError> {
+        self.check("names")?;
+        for (name, _) in &self.headers {
+            visit(name);
+        }
+        Ok(())
+    }
+
+    fn remove_request_header(&mut self, name: &[u8]) -> Result<(), HostError> {
+        self.check("remove")?;
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        Ok(())
+    }
+
+    fn add_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        self.check("add")?;
+        self.headers.push((name.as_bytes().to_vec(), value.as_bytes().to_vec()));
+        self.added.push((name.to_string(), value.to_string()));
+        Ok(())
+    }
+
+    fn verified_claims(&mut self) -> Result<Option<Vec<u8>>, HostError> {
+        self.check("claims")?;
+        Ok(self.claims.clone())
+    }
+
+    fn count(&mut self, counter: Counter, n: u64) {
+        self.counts.push((counter, n));
+    }
+
+    fn refuse(&mut self, refusal: &Refusal) {
+        self.refused = Some(refusal.clone());
+    }
+}
+
+/// The request handler both builds run. Input: one byte choosing the
+/// configuration and a failing host call (or none), two bytes giving the
+/// length of a pairs buffer of client headers that follows, then a JSON
+/// payload as in `check_claims` (empty: no verified token).
+///
+/// Properties: no panic; the handler continues exactly when `map_claims`
+/// accepts the same claims and no host call fails; when it continues, no
+/// client header that must be stripped is left, every other client header
+/// is kept in order, and the headers added are exactly `map_claims`'
+/// output; when it stops, nothing was added, the refusal is 401, 403 or
+/// 500 (500 for a failed host call), and `requests_refused` counted it;
+/// `requests` counts every request once.
+pub fn check_request(data: &[u8]) -> Result<(), String> {
+    let [selector, high, low, rest @ ..] = data else {
+        return Ok(());
+    };
+    let configs = configs()?;
+    let config = configs.get(usize::from(selector % 4)).ok_or("bug: no configuration")?;
+    let fail = [None, Some("names"), Some("remove"), Some("add"), Some("claims")]
+        .get(usize::from(selector / 4 % 5))
+        .copied()
+        .flatten();
+    let split = usize::from(u16::from_be_bytes([*high, *low])).min(rest.len());
+    let (header_bytes, payload) = rest.split_at(split);
+    let Ok(client) = pairs::parse(header_bytes) else {
+        return Ok(());
+    };
+    let claims = if payload.is_empty() {
+        None
+    } else {
+        let key = config.payload_metadata_keys.first().ok_or("bug: no payload key")?;
+        Some(match serde_json::from_slice::<Json>(payload) {
+            Ok(json) => encode::metadata(JWT_AUTHN_NAMESPACE, &serde_json::json!({ key.as_str(): json })),
+            Err(_) => payload.to_vec(),
+        })
+    };
+    let mut host = RecordingHost {
+        headers: client.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect(),
+        claims: claims.clone(),
+        fail,
+        ..RecordingHost::default()
+    };
+    let verdict = handle_request(Some(config), &mut host, &mut Output::default());
+
+    let mut expected = Output::default();
+    let mapped = map_claims(config, claims.as_deref(), &mut expected);
+    let strips = client.iter().any(|(n, _)| strips_client_header(config, n));
+    let adds = mapped.as_ref().is_ok_and(|_| !expected.is_empty());
+    // Names and claims are read before anything is decided; removals and
+    // additions happen only for a request the claims let through.
+    let failing_call = match fail {
+        Some("names") | Some("claims") => true,
+        Some("remove") => strips && mapped.is_ok(),
+        Some("add") => adds,
+        _ => false,
+    };
+    ensure!(host.count_of(Counter::Requests) == 1, "`requests` not counted once");
+    match verdict {
+        Verdict::Continue => {
+            ensure!(mapped.is_ok() && !failing_call, "continued where it must refuse");
+            let kept: Vec<&(Vec<u8>, Vec<u8>)> = host
+                .headers
+                .iter()
+                .take(host.headers.len() - host.added.len())
+                .collect();
+            let expected_kept: Vec<(Vec<u8>, Vec<u8>)> = client
+                .iter()
+                .filter(|(n, _)| !strips_client_header(config, n))
+                .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                .collect();
+            ensure!(
+                kept.into_iter().cloned().collect::<Vec<_>>() == expected_kept,
+                "the client headers left are not the ones to keep"
+            );
+            let expected_added: Vec<(String, String)> = expected
+                .headers()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            ensure!(
+                host.added == expected_added,
+                "added headers differ from map_claims' output"
+            );
+            ensure!(host.refused.is_none(), "refused and continued");
+        }
+        Verdict::Stop => {
+            ensure!(mapped.is_err() || failing_call, "refused a request map_claims accepts");
+            ensure!(
+                host.added.is_empty() || fail == Some("add"),
+                "added headers to a refused request"
+            );
+            let refusal = host.refused.as_ref().ok_or("stopped without a refusal")?;
+            ensure!(
+                [401, 403, 500].contains(&refusal.status),
+                "refused with {}",
+                refusal.status
+            );
+            if failing_call {
+                ensure!(
+                    refusal.status == 500,
+                    "a failed host call refused with {}",
+                    refusal.status
+                );
+            }
+            ensure!(host.count_of(Counter::Refused) == 1, "refusal not counted once");
+        }
+    }
+    Ok(())
 }
