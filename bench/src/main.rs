@@ -1402,13 +1402,17 @@ async fn run() -> Result<(), String> {
     let tokens: Vec<Token> = [SCOPES.len(), MANY_SCOPES]
         .into_iter()
         .map(|scopes| {
-            let token = issuer.token(Alg::RS256, json!({"sub": SUBJECT, "scp": scope_list(scopes)}));
-            Token {
+            // Valid for the whole run (the default test token expires in 5
+            // minutes; a full run takes about 20).
+            let claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": SUBJECT, "scp": scope_list(scopes)});
+            let claims = claims.as_object().cloned().unwrap_or_default();
+            let token = issuer.sign(Alg::RS256, claims, Duration::from_secs(6 * 3600))?;
+            Ok(Token {
                 scopes,
                 bearer: Arc::new(format!("Bearer {token}")),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     let (arms, mut notes) = arms(&issuer.jwks(), &wasm);
     let rows = measure_all(&arms, &tokens, &settings, &mut notes).await?;
 
