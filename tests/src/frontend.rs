@@ -175,31 +175,38 @@ impl Frontend<'_> {
                 filters.insert(1 + i, filter);
             }
         }
-        json!({
-            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-            "static_resources": {
-                "listeners": [{
-                    "name": "ingress",
-                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-                    "filter_chains": [{"filters": [{
-                        "name": "envoy.filters.network.http_connection_manager",
-                        "typed_config": hcm,
-                    }]}],
-                }],
-                "clusters": [{
-                    "name": "upstream",
-                    "type": "STATIC",
-                    "connect_timeout": "2s",
-                    "load_assignment": {
-                        "cluster_name": "upstream",
-                        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                            "address": "127.0.0.1",
-                            "port_value": self.upstream_port,
-                        }}}}]}],
-                    },
-                }],
-            },
-        })
-        .to_string()
+        bootstrap(hcm, self.upstream_port)
     }
+}
+
+/// The bootstrap the filter tests run: `hcm` as the listener `ingress` on
+/// 127.0.0.1 (ephemeral port), admin on 127.0.0.1, and the cluster
+/// `upstream` at `127.0.0.1:<upstream_port>`.
+pub fn bootstrap(hcm: Value, upstream_port: u16) -> String {
+    json!({
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {
+            "listeners": [{
+                "name": "ingress",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": hcm,
+                }]}],
+            }],
+            "clusters": [{
+                "name": "upstream",
+                "type": "STATIC",
+                "connect_timeout": "2s",
+                "load_assignment": {
+                    "cluster_name": "upstream",
+                    "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                        "address": "127.0.0.1",
+                        "port_value": upstream_port,
+                    }}}}]}],
+                },
+            }],
+        },
+    })
+    .to_string()
 }

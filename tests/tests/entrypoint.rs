@@ -444,27 +444,52 @@ fn assert_secrets_absent(log: &str, credentials: &AwsCredentials, token: &str) {
     }
 }
 
+/// A TLS IdP for `api://entrypoint` and the CA file that verifies it.
+struct FrontendIdp {
+    idp: TlsIdp,
+    ca_pem: PathBuf,
+    _ca_dir: tempfile::TempDir,
+}
+
+impl FrontendIdp {
+    fn start() -> FrontendIdp {
+        let ca = TestCa::new("entrypoint test IdP CA");
+        let idp = TlsIdp::start(&ca, "api://entrypoint", false);
+        let ca_dir = tempfile::tempdir().unwrap();
+        let ca_pem = ca.write_pem(ca_dir.path(), "idp-ca.pem");
+        FrontendIdp {
+            idp,
+            ca_pem,
+            _ca_dir: ca_dir,
+        }
+    }
+
+    /// A frontend's variables as the CDK context names them, reaching
+    /// `lattice` and trusting this IdP for `audiences` (comma-separated).
+    fn frontend_env(&self, lattice: &Lattice, audiences: &str) -> Vec<(String, String)> {
+        let mut env = lattice.env("frontend");
+        env.extend(vars(&[
+            ("JWT_ISSUER", &self.idp.url),
+            ("JWT_JWKS", &self.idp.jwks_uri()),
+            ("JWT_AUDIENCE", audiences),
+            ("JWKS_CA", &self.ca_pem.display().to_string()),
+            ("APP_DOMAIN", "example.internal"),
+            ("AWS_REGION", "us-west-2"),
+            ("JWT_SCOPES_WASM", &wasm()),
+        ]));
+        env
+    }
+}
+
 /// The frontend from the variables the reference's CDK context names (no
 /// spec file): it checks tokens against a JWKS served over verified TLS,
 /// signs as its role, and stops when its process is signalled.
 #[test]
 fn frontend_from_cdk_variables_checks_tokens_signs_and_stops() {
     let lattice = Lattice::start();
-    let ca = TestCa::new("entrypoint test IdP CA");
-    let idp = TlsIdp::start(&ca, "api://entrypoint", false);
-    let ca_dir = tempfile::tempdir().unwrap();
-    let idp_ca = ca.write_pem(ca_dir.path(), "idp-ca.pem");
-    let mut env = lattice.env("frontend");
-    env.extend(vars(&[
-        ("JWT_ISSUER", &idp.url),
-        ("JWT_JWKS", &idp.jwks_uri()),
-        ("JWT_AUDIENCE", "api://other,api://entrypoint"),
-        ("JWKS_CA", &idp_ca.display().to_string()),
-        ("APP_DOMAIN", "example.internal"),
-        ("AWS_REGION", "us-west-2"),
-        ("ENABLE_OAUTH", "True"),
-        ("JWT_SCOPES_WASM", &wasm()),
-    ]));
+    let idp = FrontendIdp::start();
+    let mut env = idp.frontend_env(&lattice, "api://other,api://entrypoint");
+    env.extend(vars(&[("ENABLE_OAUTH", "True")]));
     let container = Container::start(&env);
     assert!(container.healthy(), "the image's healthcheck fails on a ready Envoy");
     let port = container.port("frontend");
@@ -472,7 +497,9 @@ fn frontend_from_cdk_variables_checks_tokens_signs_and_stops() {
     let response = Request::get("/app1").send(("127.0.0.1", port)).unwrap();
     assert_eq!(response.status, 401, "{}", response.text());
 
-    let token = idp.token(json!({"sub": "alice@example.com", "scope": "openid test.all"}));
+    let token = idp
+        .idp
+        .token(json!({"sub": "alice@example.com", "scope": "openid test.all"}));
     let response = Request::get("/app1/hello")
         .bearer(&token)
         .send(("127.0.0.1", port))
@@ -502,20 +529,8 @@ fn frontend_from_cdk_variables_checks_tokens_signs_and_stops() {
 fn a_stop_signal_lets_requests_in_flight_complete() {
     use std::io::Write;
     let lattice = Lattice::start();
-    let ca = TestCa::new("entrypoint drain test IdP CA");
-    let idp = TlsIdp::start(&ca, "api://entrypoint", false);
-    let ca_dir = tempfile::tempdir().unwrap();
-    let idp_ca = ca.write_pem(ca_dir.path(), "idp-ca.pem");
-    let mut env = lattice.env("frontend");
-    env.extend(vars(&[
-        ("JWT_ISSUER", &idp.url),
-        ("JWT_JWKS", &idp.jwks_uri()),
-        ("JWT_AUDIENCE", "api://entrypoint"),
-        ("JWKS_CA", &idp_ca.display().to_string()),
-        ("APP_DOMAIN", "example.internal"),
-        ("AWS_REGION", "us-west-2"),
-        ("JWT_SCOPES_WASM", &wasm()),
-    ]));
+    let idp = FrontendIdp::start();
+    let mut env = idp.frontend_env(&lattice, "api://entrypoint");
     env.retain(|(name, _)| name != "ENVOY_DRAIN_SECONDS");
     env.extend(vars(&[("ENVOY_DRAIN_SECONDS", "4")]));
     let container = Container::start(&env);
@@ -534,7 +549,7 @@ fn a_stop_signal_lets_requests_in_flight_complete() {
     assert!(ready().starts_with("HTTP/1.1 200 "));
 
     // A request whose body is half sent when the stop signal comes.
-    let token = idp.token(json!({"sub": "alice@example.com", "scope": "test.all"}));
+    let token = idp.idp.token(json!({"sub": "alice@example.com", "scope": "test.all"}));
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(

@@ -10,6 +10,7 @@
 use e2e::echo::{echoed_headers, EchoServer};
 use e2e::envoy::{native_module, Envoy};
 use e2e::fixture::{identity, pairs};
+use e2e::frontend::bootstrap;
 use e2e::http::{Request, Response};
 use e2e::jwt::{Alg, Issuer, AUDIENCE, ISSUER};
 use serde_json::{json, Value};
@@ -159,32 +160,7 @@ fn envoy_config(jwks: &str, upstream_port: u16, options: &Options) -> String {
         },
         "http_filters": http_filters,
     });
-    json!({
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "static_resources": {
-            "listeners": [{
-                "name": "ingress",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": hcm,
-                }]}],
-            }],
-            "clusters": [{
-                "name": "upstream",
-                "type": "STATIC",
-                "connect_timeout": "2s",
-                "load_assignment": {
-                    "cluster_name": "upstream",
-                    "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                        "address": "127.0.0.1",
-                        "port_value": upstream_port,
-                    }}}}]}],
-                },
-            }],
-        },
-    })
-    .to_string()
+    bootstrap(hcm, upstream_port)
 }
 
 /// Envoy's environment: the module's directory, and no AWS credentials.
