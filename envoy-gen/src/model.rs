@@ -8,7 +8,7 @@ use crate::spec::{
     CallerSpec, CorsSpec, Credentials, FilterBuild, IssuerSpec, Located, NetworkSpec, OneOrMany, Origin, ServiceSpec,
     Spec,
 };
-use jwt_scopes_core::config::RawConfig;
+use jwt_scopes_core::config::{payload_headers, RawConfig};
 use jwt_scopes_core::names::scope_header_name;
 use jwt_scopes_core::Config;
 use serde::Serialize;
@@ -74,6 +74,9 @@ pub struct Provider {
     pub jwks_path: String,
     pub jwks: TlsUpstream,
     pub cache_seconds: u32,
+    /// The native build only: jwt_authn's `forward_payload_header`, where the
+    /// filter reads this issuer's verified payload (empty for wasm).
+    pub payload_header: String,
 }
 
 /// An IAM role: what Lattice policies name, and what the files are called.
@@ -155,9 +158,6 @@ pub struct Frontend {
     pub filter: &'static str,
     /// For `native`: the dynamic module's path where Envoy runs.
     pub native_module: String,
-    /// jwt_authn's payload keys, in the filter's order (the native build
-    /// reads each through a filter-state copy).
-    pub payload_keys: Vec<String>,
     /// The header the filter sets to the verified subject (the access log
     /// shows it), if any.
     pub subject_header: Option<String>,
@@ -315,8 +315,8 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
     )
     .and_then(|e| host_port(&mut c, "lattice.endpoint", &e));
 
-    let filter_build =
-        located(spec.filter_build.as_ref(), flags.filter, "--filter").map_or(FilterBuild::Wasm, |f| f.value);
+    let filter_build_at = located(spec.filter_build.as_ref(), flags.filter, "--filter");
+    let filter_build = filter_build_at.as_ref().map_or(FilterBuild::Wasm, |f| f.value);
     let native_module = located(
         spec.native_module.as_ref(),
         flags.native_module.clone(),
@@ -426,6 +426,22 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
     };
 
     let (filter_config, filter) = filter_config(&mut c, spec.filter, &providers);
+    let mut providers = providers;
+    if let (FilterBuild::Native, Some(config)) = (filter_build, filter.as_ref()) {
+        // The native build reads each verified payload from the header
+        // jwt_authn forwards it in (see filter/native/src/claims.rs).
+        match payload_headers(config) {
+            Ok(headers) => {
+                for (provider, header) in providers.iter_mut().zip(headers) {
+                    provider.payload_header = header;
+                }
+            }
+            Err(message) => {
+                let origin = filter_build_at.as_ref().map_or(Origin::Default, |f| f.origin.clone());
+                c.problem(&origin, "filter_build", format!("native: {message}"));
+            }
+        }
+    }
     let subject_header = filter
         .as_ref()
         .and_then(|f| f.subject.as_ref().map(|(_, header)| header.clone()));
@@ -470,7 +486,6 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
             tls,
             xff_trusted_hops,
             oauth,
-            payload_keys: providers.iter().map(|p| p.name.clone()).collect(),
             providers,
             filter_config,
             filter: match filter_build {
@@ -1679,6 +1694,7 @@ fn issuers(
                 jwks_uri: url.to_string(),
                 jwks_path,
                 cache_seconds,
+                payload_header: String::new(),
             });
         }
     }

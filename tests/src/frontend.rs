@@ -76,29 +76,16 @@ impl Build {
                         "value": config.to_string(),
                     });
                 }
-                vec![
-                    json!({
-                        "name": "envoy.filters.http.set_filter_state",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config",
-                            "on_request_headers": [{
-                                "object_key": format!("jwt_scopes.payload.{PAYLOAD_KEY}"),
-                                "factory_key": "envoy.string",
-                                "skip_if_empty": true,
-                                "format_string": {
-                                    "omit_empty_values": true,
-                                    "text_format_source": {
-                                        "inline_string": format!("%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:{PAYLOAD_KEY})%"),
-                                    },
-                                },
-                            }],
-                        },
-                    }),
-                    json!({"name": "envoy.filters.http.dynamic_modules", "typed_config": filter}),
-                ]
+                vec![json!({"name": "envoy.filters.http.dynamic_modules", "typed_config": filter})]
             }
         }
     }
+}
+
+/// The header jwt_authn forwards the verified payload in, for the native
+/// build (`jwt_scopes_core::config::payload_header_name`).
+pub fn native_payload_header() -> String {
+    jwt_scopes_core::config::payload_header_name(PAYLOAD_KEY).unwrap_or_default()
 }
 
 /// Paths under this prefix accept requests without a token (jwt_authn
@@ -115,7 +102,7 @@ pub struct Frontend<'a> {
 
 impl Frontend<'_> {
     pub fn render(&self) -> String {
-        let provider = json!({
+        let mut provider = json!({
             "issuer": ISSUER,
             "audiences": [AUDIENCE],
             "require_expiration": true,
@@ -125,6 +112,11 @@ impl Frontend<'_> {
             // string (jwt_authn's default also reads `?access_token=`).
             "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
         });
+        if let Build::Native(_) = self.build {
+            // As envoy-gen renders it: the native build reads the verified
+            // payload from the header jwt_authn forwards it in.
+            provider["forward_payload_header"] = json!(native_payload_header());
+        }
         let mut hcm = json!({
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             "stat_prefix": "ingress",

@@ -1,6 +1,6 @@
 //! The native build of jwt_scopes (filter/native, an Envoy dynamic module)
-//! in the real Envoy 1.40: jwt_authn with a local JWKS, set_filter_state
-//! copying each verified payload (JSON) into filter state, the module with
+//! in the real Envoy 1.40: jwt_authn with a local JWKS forwarding each
+//! verified payload in a header (`forward_payload_header`), the module with
 //! the same JSON configuration the wasm module gets, and an echo upstream.
 //! No AWS: the route goes straight to the echo server.
 //!
@@ -16,10 +16,9 @@ use e2e::jwt::{Alg, Issuer, AUDIENCE, ISSUER};
 use serde_json::{json, Value};
 use std::path::Path;
 
-/// The filter-state key prefix the module reads
-/// (`jwt_scopes_native::FILTER_STATE_KEY_PREFIX`; e2e does not link the
-/// module's crate, it loads the built `.so`).
-const FILTER_STATE_KEY_PREFIX: &str = "jwt_scopes.payload.";
+/// The header jwt_authn forwards the payload of key `jwt_payload` in
+/// (`jwt_scopes_core::config::payload_header_name`).
+const PAYLOAD_HEADER: &str = "x-jwt-payload-jwt_payload";
 
 /// What differs between the tests' Envoy configurations.
 struct Options {
@@ -27,8 +26,12 @@ struct Options {
     plugin_config: Value,
     /// The filter's name (`filter_name`).
     filter_name: &'static str,
-    /// set_filter_state's format for payload key `K` (`{K}` replaced).
-    payload_format: &'static str,
+    /// jwt_authn forwards the verified payload (`forward_payload_header`),
+    /// as envoy-gen renders it.
+    forward_payload: bool,
+    /// Client `x-jwt-*` headers are removed before any filter (the
+    /// connection manager's early header mutation), as envoy-gen renders it.
+    early_strip: bool,
     /// `dynamic_module_config.metrics_namespace`, when set.
     metrics_namespace: Option<&'static str>,
     /// `dynamic_module_config.module.local.filename`, when set (else the
@@ -41,7 +44,8 @@ impl Default for Options {
         Options {
             plugin_config: json!({}),
             filter_name: "jwt_scopes",
-            payload_format: "%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:{K})%",
+            forward_payload: true,
+            early_strip: false,
             metrics_namespace: None,
             module_file: None,
         }
@@ -51,26 +55,8 @@ impl Default for Options {
 /// Paths under this prefix accept requests without a token.
 const OPTIONAL: &str = "/optional";
 
-/// The two filters that make up the native build, after jwt_authn.
+/// The native build's filter, after jwt_authn.
 fn native_filters(options: &Options) -> Vec<Value> {
-    let keys: Vec<String> = options.plugin_config["payload_metadata_keys"]
-        .as_array()
-        .map(|keys| keys.iter().filter_map(|k| k.as_str().map(String::from)).collect())
-        .unwrap_or_else(|| vec!["jwt_payload".into()]);
-    let entries: Vec<Value> = keys
-        .iter()
-        .map(|key| {
-            json!({
-                "object_key": format!("{FILTER_STATE_KEY_PREFIX}{key}"),
-                "factory_key": "envoy.string",
-                "skip_if_empty": true,
-                "format_string": {
-                    "omit_empty_values": true,
-                    "text_format_source": {"inline_string": options.payload_format.replace("{K}", key)},
-                },
-            })
-        })
-        .collect();
     let mut module_config = json!({"name": "jwt_scopes_native"});
     if let Some(namespace) = options.metrics_namespace {
         module_config["metrics_namespace"] = json!(namespace);
@@ -78,31 +64,22 @@ fn native_filters(options: &Options) -> Vec<Value> {
     if let Some(file) = &options.module_file {
         module_config["module"] = json!({"local": {"filename": file}});
     }
-    vec![
-        json!({
-            "name": "envoy.filters.http.set_filter_state",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config",
-                "on_request_headers": entries,
+    vec![json!({
+        "name": "envoy.filters.http.dynamic_modules",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": module_config,
+            "filter_name": options.filter_name,
+            "filter_config": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": options.plugin_config.to_string(),
             },
-        }),
-        json!({
-            "name": "envoy.filters.http.dynamic_modules",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
-                "dynamic_module_config": module_config,
-                "filter_name": options.filter_name,
-                "filter_config": {
-                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                    "value": options.plugin_config.to_string(),
-                },
-            },
-        }),
-    ]
+        },
+    })]
 }
 
 fn envoy_config(jwks: &str, upstream_port: u16, options: &Options) -> String {
-    let provider = json!({
+    let mut provider = json!({
         "issuer": ISSUER,
         "audiences": [AUDIENCE],
         "require_expiration": true,
@@ -110,12 +87,17 @@ fn envoy_config(jwks: &str, upstream_port: u16, options: &Options) -> String {
         "payload_in_metadata": "jwt_payload",
         "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
     });
+    if options.forward_payload {
+        provider["forward_payload_header"] = json!(PAYLOAD_HEADER);
+    }
     let mut http_filters = vec![json!({
         "name": "envoy.filters.http.jwt_authn",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
             "providers": {"test": provider},
             "rules": [
+                // No requirement: jwt_authn neither checks nor touches anything.
+                {"match": {"path_separated_prefix": "/open"}},
                 {
                     "match": {"path_separated_prefix": OPTIONAL},
                     "requires": {"requires_any": {"requirements": [
@@ -132,7 +114,7 @@ fn envoy_config(jwks: &str, upstream_port: u16, options: &Options) -> String {
         "name": "envoy.filters.http.router",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
     }));
-    let hcm = json!({
+    let mut hcm = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "ingress",
         "route_config": {
@@ -160,6 +142,15 @@ fn envoy_config(jwks: &str, upstream_port: u16, options: &Options) -> String {
         },
         "http_filters": http_filters,
     });
+    if options.early_strip {
+        hcm["early_header_mutation_extensions"] = json!([{
+            "name": "envoy.http.early_header_mutation.header_mutation",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
+                "mutations": [{"remove_on_match": {"key_matcher": {"prefix": "x-jwt-"}}}],
+            },
+        }]);
+    }
     bootstrap(hcm, upstream_port)
 }
 
@@ -329,11 +320,81 @@ fn require_identity_refuses_a_request_without_a_token() {
     assert_eq!(setup.envoy.stat("dynamicmodulescustom.jwt_scopes.requests"), 0);
 }
 
+/// A forged payload: what a client would like the filter to believe.
+fn forged_payload() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"sub": "admin", "scp": ["admin"]}).to_string())
+}
+
 #[test]
-fn a_payload_that_is_not_a_json_object_fails_closed() {
-    // A set_filter_state entry that copies one claim instead of the payload.
+fn a_forged_payload_header_is_never_trusted() {
+    // As envoy-gen renders the frontend: the client's copy is gone before
+    // jwt_authn runs, so the payload is jwt_authn's own.
     let setup = Setup::new(Options {
-        payload_format: "%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:{K}:sub)%",
+        early_strip: true,
+        ..Options::default()
+    });
+    let token = setup.token(json!({"sub": "alice", "scp": ["read"]}));
+    let seen = setup.upstream_headers(
+        Request::get("/api")
+            .bearer(&token)
+            .header(PAYLOAD_HEADER, forged_payload()),
+    );
+    assert_eq!(
+        identity(&seen),
+        pairs(&[("x-jwt-subject", "alice"), ("x-jwt-scope-read", "true")]),
+        "{seen:?}"
+    );
+    let seen = setup.upstream_headers(Request::get("/optional/x").header(PAYLOAD_HEADER, forged_payload()));
+    assert_eq!(identity(&seen), pairs(&[]), "{seen:?}");
+    assert!(seen.iter().all(|(n, _)| !n.starts_with("x-jwt-payload")), "{seen:?}");
+    drop(setup);
+
+    // Without the early removal (a hand-written configuration): jwt_authn
+    // removes a client's copy of its forward_payload_header on the routes
+    // where it checks tokens, and appends its own.
+    let setup = Setup::new(Options::default());
+    let token = setup.token(json!({"sub": "alice", "scp": ["read"]}));
+    let seen = setup.upstream_headers(
+        Request::get("/api")
+            .bearer(&token)
+            .header(PAYLOAD_HEADER, forged_payload()),
+    );
+    assert_eq!(
+        identity(&seen),
+        pairs(&[("x-jwt-subject", "alice"), ("x-jwt-scope-read", "true")]),
+        "{seen:?}"
+    );
+    let seen = setup.upstream_headers(Request::get("/optional/x").header(PAYLOAD_HEADER, forged_payload()));
+    assert_eq!(identity(&seen), pairs(&[]), "{seen:?}");
+    // Where jwt_authn checks nothing (no requirement), the header reaches
+    // the module untouched: without jwt_authn's metadata it proves
+    // nothing, and it is removed.
+    let seen = setup.upstream_headers(Request::get("/open/x").header(PAYLOAD_HEADER, forged_payload()));
+    assert_eq!(identity(&seen), pairs(&[]), "{seen:?}");
+    assert!(seen.iter().all(|(n, _)| !n.starts_with("x-jwt-payload")), "{seen:?}");
+    // It is not counted as a client header the filter stripped.
+    assert_eq!(setup.envoy.wait_stat("dynamicmodulescustom.jwt_scopes.requests", 3), 3);
+    assert_eq!(
+        setup
+            .envoy
+            .stat("dynamicmodulescustom.jwt_scopes.client_headers_stripped"),
+        0
+    );
+    assert_eq!(
+        setup
+            .envoy
+            .stat("dynamicmodulescustom.jwt_scopes.requests_with_identity"),
+        1
+    );
+}
+
+#[test]
+fn a_verified_token_without_a_forwarded_payload_fails_closed() {
+    // A provider without forward_payload_header: jwt_authn verified the
+    // token, but the module has nothing to read; it refuses, never guesses.
+    let setup = Setup::new(Options {
+        forward_payload: false,
         ..Options::default()
     });
     let token = setup.token(json!({"sub": "alice", "scp": ["read"]}));
@@ -341,18 +402,12 @@ fn a_payload_that_is_not_a_json_object_fails_closed() {
     assert_eq!(response.status, 500, "{}", response.text());
     assert_eq!(
         response.text(),
-        "the verified payload in the filter state is not JSON\n"
+        "jwt_authn verified a token but forwarded no payload (its provider needs forward_payload_header)\n"
     );
     assert_eq!(setup.echo.requests_served(), 0);
-    // Without a token there is no object, and so no identity.
+    // Without a token there is no payload to miss.
     let seen = setup.upstream_headers(Request::get("/optional/x"));
     assert_eq!(identity(&seen), pairs(&[]));
-    assert_eq!(
-        setup
-            .envoy
-            .wait_stat("dynamicmodulescustom.jwt_scopes.requests_refused", 1),
-        1
-    );
 }
 
 /// Starts Envoy expecting it to refuse the configuration; its log.
@@ -383,6 +438,11 @@ fn envoy_refuses_to_start_with_an_invalid_plugin_configuration() {
             "invalid jwt_scopes configuration: scope_header_prefix",
         ),
         (json!({"bogus": true}), "jwt_scopes", "unknown field `bogus`"),
+        (
+            json!({"subject_header": PAYLOAD_HEADER}),
+            "jwt_scopes",
+            "invalid jwt_scopes configuration: header `x-jwt-payload-jwt_payload`, where the payload of `jwt_payload` arrives in the native build, could also be emitted as the subject header",
+        ),
         (json!({}), "sign_guard", "unknown filter_name `sign_guard`"),
     ];
     for (plugin_config, filter_name, expected) in cases {

@@ -10,6 +10,64 @@ use std::fmt;
 /// The metadata namespace jwt_authn writes verified payloads under.
 pub const JWT_AUTHN_NAMESPACE: &str = "envoy.filters.http.jwt_authn";
 
+/// What the names of [`payload_header_name`] start with.
+pub const PAYLOAD_HEADER_PREFIX: &str = "x-jwt-payload-";
+
+/// The request header in which the native build receives the payload
+/// jwt_authn verified under payload key `key`: the provider's
+/// `forward_payload_header` (jwt_authn adds the payload's base64url there
+/// once the token is verified). Its name starts with `x-jwt-`, which the
+/// frontend removes from client requests before any filter runs. None when
+/// `key` cannot be part of a header name.
+pub fn payload_header_name(key: &str) -> Option<String> {
+    let name = format!("{PAYLOAD_HEADER_PREFIX}{}", key.to_ascii_lowercase());
+    (!key.is_empty() && crate::names::is_lowercase_header_name(&name)).then_some(name)
+}
+
+/// The payload header of each of `config`'s payload keys, in order (what
+/// the native build reads, and what envoy-gen renders as each provider's
+/// `forward_payload_header`). Refused: a key that cannot name a header, two
+/// keys with one header, and a header the filter itself may emit (the
+/// payload header is removed after the request is handled).
+pub fn payload_headers(config: &Config) -> Result<Vec<String>, String> {
+    let mut headers: Vec<String> = Vec::new();
+    for key in &config.payload_metadata_keys {
+        let key_shown = key.escape_debug();
+        let header = payload_header_name(key).ok_or_else(|| {
+            format!("payload key `{key_shown}` cannot be part of a header name (`{PAYLOAD_HEADER_PREFIX}<key>`), which the native build needs")
+        })?;
+        if headers.contains(&header) {
+            return Err(format!(
+                "payload key `{key_shown}` and another one both name header `{header}`"
+            ));
+        }
+        if let Some(output) = emitted_by_filter(config, &header) {
+            return Err(format!(
+                "header `{header}`, where the payload of `{key_shown}` arrives in the native build, could also be emitted as {output}"
+            ));
+        }
+        headers.push(header);
+    }
+    Ok(headers)
+}
+
+/// Which of the filter's outputs `header` could be, if any.
+fn emitted_by_filter(config: &Config, header: &str) -> Option<String> {
+    if header.starts_with(&config.scope_header_prefix) {
+        return Some(format!("a scope header (`{}*`)", config.scope_header_prefix));
+    }
+    if config.subject.as_ref().is_some_and(|(_, name)| name == header) {
+        return Some("the subject header".into());
+    }
+    config.claims.iter().find_map(|mapping| match &mapping.target {
+        ClaimTarget::Header { name, .. } if name == header => Some(format!("claim header `{name}`")),
+        ClaimTarget::Prefix(prefix) if header.starts_with(prefix.as_str()) => {
+            Some(format!("a claim header (`{prefix}*`)"))
+        }
+        _ => None,
+    })
+}
+
 /// Client headers kept by default: the reference deployment's list.
 pub const DEFAULT_ALLOWED_CLIENT_HEADERS: [&str; 6] = [
     "x-forwarded-for",

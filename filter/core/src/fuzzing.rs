@@ -20,7 +20,7 @@ use crate::mapping::Refusal;
 use crate::names::{is_lowercase_header_name, is_verbatim_byte, push_scope_suffix, ScopeEncoding};
 use crate::pb::{self, encode, Struct, Value};
 use crate::request::{handle_request, Counter, Host, HostError, Verdict};
-use crate::{map_claims, pairs, strips_client_header, Output};
+use crate::{map_claims, map_payload_json, pairs, strips_client_header, Output};
 use serde_json::Value as Json;
 use std::sync::LazyLock;
 
@@ -83,7 +83,8 @@ fn configs() -> Result<&'static [Config], String> {
 /// twice; the scope headers are exactly those the token's scopes give, in
 /// order, within the cap; every name decodes back to the one scope it came
 /// from (so the mapping is injective); the same input gives the same output
-/// twice in one reused buffer.
+/// twice in one reused buffer; the same payload given as JSON text (the
+/// native build's source) maps exactly as its metadata does.
 pub fn check_claims(data: &[u8]) -> Result<(), String> {
     let Some((&selector, rest)) = data.split_first() else {
         return Ok(());
@@ -114,6 +115,21 @@ pub fn check_claims(data: &[u8]) -> Result<(), String> {
         result == again && headers == headers_again,
         "config {index}: a second run in the same buffer differs"
     );
+    if let Some(payload @ Json::Object(_)) = &payload {
+        // The native build maps the same payload from its JSON text: it
+        // must give the same headers, counts and refusal.
+        let keys = &config.payload_metadata_keys;
+        let key = usize::from(selector) / configs.len() % keys.len().max(1);
+        let json = serde_json::to_vec(payload).map_err(|e| e.to_string())?;
+        let mut native = Output::default();
+        let from_json = map_payload_json(config, key, &json, &mut native);
+        let native_headers: Vec<(String, String)> =
+            native.headers().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        ensure!(
+            from_json == result && native_headers == headers,
+            "config {index}: the payload's JSON maps differently from its metadata"
+        );
+    }
 
     let outcome = match result {
         Ok(outcome) => outcome,

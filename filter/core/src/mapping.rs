@@ -4,7 +4,11 @@
 
 use crate::config::{ClaimMapping, ClaimTarget, Config, TooManyScopes, JWT_AUTHN_NAMESPACE};
 use crate::names::{check_header_value, push_scope_suffix, BadValue};
-use crate::pb::{self, Struct, Value};
+use crate::payload::{Claim, Object};
+use crate::pb;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Map, Value as Json};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Headers to add, kept in one reusable buffer: the glue clears it per
@@ -146,13 +150,13 @@ pub fn strips_client_header(config: &Config, name: &[u8]) -> bool {
 fn find_payload<'a, 'c>(
     config: &'c Config,
     metadata: &'a [u8],
-) -> Result<Option<(&'c str, Struct<'a>)>, pb::DecodeError> {
+) -> Result<Option<(&'c str, Object<'a>)>, pb::DecodeError> {
     let Some(jwt_authn) = pb::filter_metadata(metadata, JWT_AUTHN_NAMESPACE.as_bytes())? else {
         return Ok(None);
     };
     for key in &config.payload_metadata_keys {
         match jwt_authn.get(key.as_bytes())? {
-            Some(Value::Struct(payload)) => return Ok(Some((key, payload))),
+            Some(pb::Value::Struct(payload)) => return Ok(Some((key, Object::Pb(payload)))),
             // jwt_authn always writes an object; anything else is not its payload.
             Some(_) => return Err(pb::DecodeError),
             None => {}
@@ -165,13 +169,120 @@ fn find_payload<'a, 'c>(
 /// `envoy.config.core.v3.Metadata` of the stream (None when the host has
 /// none). On success the headers are in `out`.
 pub fn map_claims(config: &Config, metadata: Option<&[u8]>, out: &mut Output) -> Result<Outcome, Refusal> {
-    out.clear();
-    let malformed = |_| Refusal::internal("jwt_authn metadata could not be read".into());
     let found = metadata
         .map(|m| find_payload(config, m))
         .transpose()
         .map_err(malformed)?;
-    let Some((key, payload)) = found.flatten() else {
+    map_found(config, found.flatten(), out)
+}
+
+/// [`map_claims`] for a payload received as JSON text (the native build):
+/// `json` is the payload jwt_authn verified under
+/// `config.payload_metadata_keys[key]`. Anything but a JSON object is
+/// refused with 500: jwt_authn only ever forwards an object.
+pub fn map_payload_json(config: &Config, key: usize, json: &[u8], out: &mut Output) -> Result<Outcome, Refusal> {
+    let name = config
+        .payload_metadata_keys
+        .get(key)
+        .ok_or_else(|| Refusal::internal("the verified payload has no payload key".into()))?;
+    let not_an_object = |_| Refusal::internal("the verified payload is not a JSON object".into());
+    let mut reader = serde_json::Deserializer::from_slice(json);
+    let payload = NeededClaims {
+        config,
+        client_check: config.client_ids.contains_key(name),
+    }
+    .deserialize(&mut reader)
+    .map_err(not_an_object)?;
+    reader.end().map_err(not_an_object)?;
+    map_found(config, Some((name, Object::Json(&payload))), out)
+}
+
+/// Reads a payload object keeping only the claims the mapping may look
+/// at: every other member is checked as JSON and skipped, never built
+/// (a token carries `iss`, `exp`, `aud`, ... that no header needs). The
+/// mapping's result is the same as from the whole object (the tests map
+/// every payload both ways).
+struct NeededClaims<'c> {
+    config: &'c Config,
+    /// The payload key's issuer is checked by `client_id`.
+    client_check: bool,
+}
+
+impl NeededClaims<'_> {
+    fn needs(&self, claim: &str) -> bool {
+        let config = self.config;
+        config.scope_claims.iter().any(|c| c == claim)
+            || config.subject.as_ref().is_some_and(|(c, _)| c == claim)
+            || config.claims.iter().any(|m| m.path.first().is_some_and(|c| c == claim))
+            || (self.client_check && matches!(claim, "aud" | "token_use" | "client_id"))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for NeededClaims<'_> {
+    type Value = Map<String, Json>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NeededClaims<'_> {
+    type Value = Map<String, Json>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Self::Value, A::Error> {
+        let mut kept = Map::new();
+        while let Some(name) = members.next_key_seed(MemberName)? {
+            if self.needs(&name) {
+                // A repeated member keeps its last value, as jwt_authn's.
+                kept.insert(name.into_owned(), members.next_value::<Json>()?);
+            } else {
+                members.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(kept)
+    }
+}
+
+/// A member name, borrowed from the input when it has no escape.
+struct MemberName;
+
+impl<'de> DeserializeSeed<'de> for MemberName {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberName {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(name))
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(name.to_owned()))
+    }
+}
+
+fn malformed<E>(_: E) -> Refusal {
+    Refusal::internal("jwt_authn metadata could not be read".into())
+}
+
+/// The mapping itself, over the verified payload found under payload key
+/// `key` (None: no token was verified).
+fn map_found(config: &Config, found: Option<(&str, Object<'_>)>, out: &mut Output) -> Result<Outcome, Refusal> {
+    out.clear();
+    let Some((key, payload)) = found else {
         if config.require_identity {
             return Err(Refusal::unauthenticated("a verified identity is required".into()));
         }
@@ -187,8 +298,8 @@ pub fn map_claims(config: &Config, metadata: Option<&[u8]>, out: &mut Output) ->
 
     if let Some((claim, header)) = &config.subject {
         match payload.get(claim.as_bytes()).map_err(malformed)? {
-            None | Some(Value::Null) => {}
-            Some(Value::String(bytes)) => {
+            None | Some(Claim::Null) => {}
+            Some(Claim::String(bytes)) => {
                 let value = check_header_value(bytes)
                     .map_err(|bad| Refusal::forbidden(format!("subject claim `{claim}` {}", bad.describe())))?;
                 let start = out.start();
@@ -208,15 +319,15 @@ pub fn map_claims(config: &Config, metadata: Option<&[u8]>, out: &mut Output) ->
     for claim in &config.scope_claims {
         match payload.get(claim.as_bytes()).map_err(malformed)? {
             None => {}
-            Some(Value::String(text)) => {
+            Some(Claim::String(text)) => {
                 for scope in text.split(|&b| b == b' ').filter(|s| !s.is_empty()) {
                     scopes.emit(scope)?;
                 }
             }
-            Some(Value::List(items)) => {
+            Some(Claim::List(items)) => {
                 for item in items.iter() {
                     match item.map_err(malformed)? {
-                        Value::String(scope) => scopes.emit(scope)?,
+                        Claim::String(scope) => scopes.emit(scope)?,
                         _ => scopes.drop_one(),
                     }
                 }
@@ -253,7 +364,7 @@ pub fn map_claims(config: &Config, metadata: Option<&[u8]>, out: &mut Output) ->
 /// (`token_use`; Cognito's ID tokens say `id` and carry the client in
 /// `aud`), and a token with an `aud` is not one of these access tokens
 /// whatever else it says.
-fn check_client_id(allowed: &[String], payload: &Struct<'_>) -> Result<(), Refusal> {
+fn check_client_id(allowed: &[String], payload: &Object<'_>) -> Result<(), Refusal> {
     let claim = |name: &[u8]| {
         payload
             .get(name)
@@ -265,14 +376,14 @@ fn check_client_id(allowed: &[String], payload: &Struct<'_>) -> Result<(), Refus
                 .into(),
         ));
     }
-    if !matches!(claim(b"token_use")?, Some(Value::String(b"access"))) {
+    if !matches!(claim(b"token_use")?, Some(Claim::String(b"access"))) {
         return Err(Refusal::invalid_token(
             "the token is not an access token (`token_use` is not `access`)".into(),
         ));
     }
     match claim(b"client_id")? {
-        Some(Value::String(id)) if allowed.iter().any(|a| a.as_bytes() == id) => Ok(()),
-        Some(Value::String(_)) => Err(Refusal::invalid_token(
+        Some(Claim::String(id)) if allowed.iter().any(|a| a.as_bytes() == id) => Ok(()),
+        Some(Claim::String(_)) => Err(Refusal::invalid_token(
             "the token was issued to a client this API does not accept (`client_id`)".into(),
         )),
         _ => Err(Refusal::invalid_token("the token has no `client_id` string".into())),
@@ -352,18 +463,18 @@ fn claim_name(mapping: &ClaimMapping) -> String {
 }
 
 /// Appends a scalar to `text`; None for null, objects and arrays.
-fn push_scalar(text: &mut String, value: &Value<'_>) -> Option<Result<(), BadValue>> {
+fn push_scalar(text: &mut String, value: &Claim<'_>) -> Option<Result<(), BadValue>> {
     match value {
-        Value::String(bytes) => Some(check_header_value(bytes).map(|s| text.push_str(s))),
-        Value::Number(n) => {
+        Claim::String(bytes) => Some(check_header_value(bytes).map(|s| text.push_str(s))),
+        Claim::Number(n) => {
             push_number(text, *n);
             Some(Ok(()))
         }
-        Value::Bool(b) => {
+        Claim::Bool(b) => {
             text.push_str(if *b { "true" } else { "false" });
             Some(Ok(()))
         }
-        Value::Null | Value::Struct(_) | Value::List(_) => None,
+        Claim::Null | Claim::Object(_) | Claim::List(_) => None,
     }
 }
 
@@ -371,7 +482,7 @@ fn map_claim_to_header(
     mapping: &ClaimMapping,
     name: &str,
     separator: &str,
-    value: Value<'_>,
+    value: Claim<'_>,
     out: &mut Output,
 ) -> Result<(), Refusal> {
     let refuse = |why: &str| Refusal::forbidden(format!("claim `{}` {why}", claim_name(mapping)));
@@ -379,11 +490,11 @@ fn map_claim_to_header(
     out.text.push_str(name);
     let value_start = out.text.len();
     match value {
-        Value::Null => {
+        Claim::Null => {
             out.abandon(start);
             return Ok(());
         }
-        Value::List(items) => {
+        Claim::List(items) => {
             for (i, item) in items.iter().enumerate() {
                 let item = item.map_err(|_| refuse("could not be read"))?;
                 if i > 0 {
@@ -436,14 +547,14 @@ fn map_claim_to_header(
 
 fn map_claim_to_prefix(
     mapping: &ClaimMapping,
-    value: Value<'_>,
+    value: Claim<'_>,
     elements: &mut ScopeEmitter<'_, '_>,
 ) -> Result<(), Refusal> {
     let mut scratch = String::new();
-    let mut emit_scalar = |elements: &mut ScopeEmitter<'_, '_>, item: &Value<'_>| -> Result<(), Refusal> {
+    let mut emit_scalar = |elements: &mut ScopeEmitter<'_, '_>, item: &Claim<'_>| -> Result<(), Refusal> {
         match item {
-            Value::String(bytes) => elements.emit(bytes),
-            Value::Number(_) | Value::Bool(_) => {
+            Claim::String(bytes) => elements.emit(bytes),
+            Claim::Number(_) | Claim::Bool(_) => {
                 scratch.clear();
                 let _ = push_scalar(&mut scratch, item);
                 elements.emit(scratch.as_bytes())
@@ -455,8 +566,8 @@ fn map_claim_to_prefix(
         }
     };
     match value {
-        Value::Null => Ok(()),
-        Value::List(items) => {
+        Claim::Null => Ok(()),
+        Claim::List(items) => {
             for item in items.iter() {
                 let item =
                     item.map_err(|_| Refusal::forbidden(format!("claim `{}` could not be read", claim_name(mapping))))?;
@@ -474,12 +585,33 @@ mod tests {
     use crate::pb::encode;
     use serde_json::{json, Value as Json};
 
-    fn run(config: &Config, payload: Json) -> Result<(Vec<(String, String)>, Outcome), Refusal> {
-        let metadata = encode::metadata(JWT_AUTHN_NAMESPACE, &json!({"jwt_payload": payload}));
+    type Mapped = Result<(Vec<(String, String)>, Outcome), Refusal>;
+
+    /// Maps `payload` found under payload key `key` both ways the builds
+    /// receive it, as jwt_authn's metadata (wasm) and as its JSON (native),
+    /// and checks that both give the same headers, counts and refusal.
+    fn both_ways(config: &Config, key: &str, payload: &Json) -> Mapped {
+        let collect = |out: &Output, outcome: Result<Outcome, Refusal>| -> Mapped {
+            let headers = out.headers().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+            outcome.map(|o| (headers, o))
+        };
+        let metadata = encode::metadata(JWT_AUTHN_NAMESPACE, &json!({ key: payload }));
         let mut out = Output::default();
-        let outcome = map_claims(config, Some(&metadata), &mut out)?;
-        let headers = out.headers().map(|(n, v)| (n.to_string(), v.to_string())).collect();
-        Ok((headers, outcome))
+        let outcome = map_claims(config, Some(&metadata), &mut out);
+        let from_metadata = collect(&out, outcome);
+        let index = config.payload_metadata_keys.iter().position(|k| k == key);
+        if let Some(index) = index {
+            let json = serde_json::to_vec(payload).unwrap();
+            let mut out = Output::default();
+            let outcome = map_payload_json(config, index, &json, &mut out);
+            let from_json = collect(&out, outcome);
+            assert_eq!(from_metadata, from_json, "the two sources disagree on {payload}");
+        }
+        from_metadata
+    }
+
+    fn run(config: &Config, payload: Json) -> Mapped {
+        both_ways(config, "jwt_payload", &payload)
     }
 
     fn default_config() -> Config {
@@ -671,11 +803,7 @@ mod tests {
     }
 
     fn run_under(config: &Config, key: &str, payload: Json) -> Result<Vec<(String, String)>, Refusal> {
-        let metadata = encode::metadata(JWT_AUTHN_NAMESPACE, &json!({ key: payload }));
-        let mut out = Output::default();
-        let result = map_claims(config, Some(&metadata), &mut out);
-        let headers = out.headers().map(|(n, v)| (n.to_string(), v.to_string())).collect();
-        result.map(|_| headers)
+        both_ways(config, key, &payload).map(|(headers, _)| headers)
     }
 
     #[test]

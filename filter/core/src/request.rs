@@ -5,7 +5,7 @@
 //! cannot drift (same stripping, same headers, same counters, same refusals),
 //! and the glue logic runs natively in tests and in the fuzzer.
 
-use crate::mapping::{map_claims, strips_client_header, Output, Refusal};
+use crate::mapping::{map_claims, map_payload_json, strips_client_header, Output, Refusal};
 use crate::Config;
 
 /// The filter's counters. Each build shows them under its own prefix
@@ -61,10 +61,9 @@ impl HostError {
 /// What a build gives the request handler: the request headers, the
 /// verified claims, counters and the local reply.
 pub trait Host {
-    /// The bytes of the verified claims (`envoy.config.core.v3.Metadata`,
-    /// jwt_authn's namespace holding the payload under its payload key), or
-    /// None when no token was verified.
-    type Claims: AsRef<[u8]>;
+    /// The verified claims, in either form a build can get them (see
+    /// [`Claims`]).
+    type Claims: VerifiedClaims;
 
     /// Calls `visit` with the name of every request header, in order (a
     /// name may come more than once). No header is changed meanwhile.
@@ -103,6 +102,30 @@ pub trait Host {
     /// Ends the request with a local reply built from `refusal` (status,
     /// `www-authenticate` when it has a challenge, the reason as body).
     fn refuse(&mut self, refusal: &Refusal);
+}
+
+/// Where a build found the verified payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claims<'a> {
+    /// The encoded `envoy.config.core.v3.Metadata` of the stream, with
+    /// jwt_authn's namespace holding the payload under its payload key (the
+    /// proxy-wasm build's `metadata` property).
+    Metadata(&'a [u8]),
+    /// The payload's JSON text, verified by jwt_authn under
+    /// `payload_metadata_keys[key]` (the native build).
+    Payload { key: usize, json: &'a [u8] },
+}
+
+/// What [`Host::verified_claims`] returns: anything that shows as
+/// [`Claims`]. Encoded metadata bytes (`Vec<u8>`) are [`Claims::Metadata`].
+pub trait VerifiedClaims {
+    fn claims(&self) -> Claims<'_>;
+}
+
+impl VerifiedClaims for Vec<u8> {
+    fn claims(&self) -> Claims<'_> {
+        Claims::Metadata(self)
+    }
 }
 
 /// The local reply's response-code details (in Envoy's access log).
@@ -158,7 +181,11 @@ fn internal(error: HostError) -> Refusal {
 fn process<H: Host + ?Sized>(config: &Config, host: &mut H, out: &mut Output) -> Result<(), Refusal> {
     let doomed = client_headers_to_strip(config, host)?;
     let claims = host.verified_claims().map_err(internal)?;
-    let outcome = map_claims(config, claims.as_ref().map(AsRef::as_ref), out)?;
+    let outcome = match claims.as_ref().map(VerifiedClaims::claims) {
+        None => map_claims(config, None, out)?,
+        Some(Claims::Metadata(metadata)) => map_claims(config, Some(metadata), out)?,
+        Some(Claims::Payload { key, json }) => map_payload_json(config, key, json, out)?,
+    };
     host.update_request_headers(&doomed, &mut out.headers())
         .map_err(internal)?;
     host.count(Counter::HeadersStripped, doomed.len() as u64);

@@ -1,220 +1,221 @@
-//! Where the native build finds the verified claims, and how it hands them
-//! to the shared request handler.
+//! Where the native build finds the verified claims.
 //!
 //! The dynamic-modules ABI of Envoy 1.40 reads dynamic metadata one level
 //! deep only (`namespace -> key -> scalar or list of scalars`): jwt_authn's
 //! payload, a Struct under `envoy.filters.http.jwt_authn` / `<payload key>`,
-//! is out of reach. So the Envoy configuration puts, between jwt_authn and
-//! this filter, an `envoy.filters.http.set_filter_state` filter that copies
-//! each payload as JSON text into the stream's filter state:
+//! is out of reach. What the ABI can read is the list of keys in that
+//! namespace, and request headers. So every jwt_authn provider also gets
+//! `forward_payload_header: x-jwt-payload-<payload key>`
+//! ([`payload_header_name`]): once it has verified a token, jwt_authn
+//! writes the payload's metadata and appends that header (the payload's
+//! base64url, the token's own middle segment), both in the same step
+//! (`handleGoodJwt`).
 //!
-//! - object key [`filter_state_key`]`(K)` = `jwt_scopes.payload.K` for every
-//!   `K` in the configuration's `payload_metadata_keys`;
-//! - `factory_key: envoy.string` (a plain string object, the only kind the
-//!   ABI's `get_filter_state_bytes` reads);
-//! - format `%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:K)%`, with
-//!   `skip_if_empty: true` and `omit_empty_values: true`, so that without a
-//!   verified token there is no object at all (without `omit_empty_values`
-//!   the value would be `-`, which this filter refuses as not JSON).
+//! Why the header cannot be spoofed (each point alone suffices for the
+//! claims; they were checked in Envoy 1.40, tests/tests/native_module.rs):
+//! - it is read only when jwt_authn's metadata holds that payload key, which
+//!   no client can write; a request without a verified token gets no claims,
+//!   whatever headers it carries (on a route where jwt_authn checks nothing,
+//!   a client's copy reaches this filter untouched, and proves nothing);
+//! - on the routes where it checks tokens, jwt_authn removes a client's copy
+//!   of every `forward_payload_header` before it verifies (`sanitizeHeaders`)
+//!   and then appends its own;
+//! - the frontend removes every client `x-jwt-*` header before any filter
+//!   runs (the connection manager's early header mutation);
+//! - should a client copy still sit beside jwt_authn's (`addCopy`), the
+//!   header has two values, and the request is refused with 500.
 //!
-//! No client can write filter state, so what is there was written by that
-//! filter from jwt_authn's metadata. The module reads the keys in
-//! `payload_metadata_keys` order; the first present one is the payload. It
-//! is turned back into the bytes the core reads from the wasm build's
-//! `metadata` property (`envoy.config.core.v3.Metadata`), so both builds
-//! map claims with the same code.
+//! The header never leaves the filter: it is not shown to the stripping
+//! step (so it is not counted as a client header) and is removed after the
+//! request is handled. The payload is mapped from its JSON by the same
+//! claim mapping the wasm build runs on the metadata
+//! ([`jwt_scopes_core::map_payload_json`], held to the same output by tests
+//! and the fuzzer).
 
-use jwt_scopes_core::config::JWT_AUTHN_NAMESPACE;
-use jwt_scopes_core::pb::encode;
-use jwt_scopes_core::{Config, HostError};
-use serde_json::{Map, Value};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine};
+use jwt_scopes_core::config::{payload_headers, PAYLOAD_HEADER_PREFIX};
+use jwt_scopes_core::{Claims, Config, HostError, VerifiedClaims};
 
-/// The prefix of the filter-state object keys the module reads: the
-/// payload stored by jwt_authn under payload metadata key `K` is read from
-/// `jwt_scopes.payload.K` (see the module documentation).
-pub const FILTER_STATE_KEY_PREFIX: &str = "jwt_scopes.payload.";
+/// base64url as jwt_authn forwards it: unpadded by default, padded with
+/// `pad_forward_payload_header`; both are accepted.
+const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
-/// The filter-state object key holding the payload jwt_authn stored under
-/// `payload_key` (a provider's `payload_in_metadata`).
-pub fn filter_state_key(payload_key: &str) -> String {
-    format!("{FILTER_STATE_KEY_PREFIX}{payload_key}")
-}
-
-/// A payload metadata key and the filter-state key it is read from
-/// (computed once per configuration, not per request).
+/// A payload metadata key and the header its payload arrives in (computed
+/// once per configuration, not per request).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadKey {
     pub payload_key: String,
-    pub state_key: String,
+    pub header: String,
 }
 
-/// The keys to read, in the configuration's order.
-pub fn payload_keys(config: &Config) -> Vec<PayloadKey> {
-    config
+/// The keys to read, in the configuration's order, with their headers
+/// ([`payload_headers`] says which configurations are refused).
+pub fn payload_keys(config: &Config) -> Result<Vec<PayloadKey>, String> {
+    let headers = payload_headers(config)?;
+    Ok(config
         .payload_metadata_keys
         .iter()
-        .map(|key| PayloadKey {
+        .zip(headers)
+        .map(|(key, header)| PayloadKey {
             payload_key: key.clone(),
-            state_key: filter_state_key(key),
+            header,
         })
-        .collect()
+        .collect())
 }
 
-/// The verified claims as the core expects them, from the filter state
-/// `lookup` returns (the bytes under a filter-state key, None when there is
-/// no such object): the first of `keys` present wins; None when none is.
-pub fn verified_claims<'a>(
-    keys: &[PayloadKey],
-    mut lookup: impl FnMut(&str) -> Option<&'a [u8]>,
-) -> Result<Option<Vec<u8>>, HostError> {
-    for key in keys {
-        if let Some(json) = lookup(&key.state_key) {
-            return claims_from_payload(&key.payload_key, json).map(Some);
+/// True when `name` is one of the payload headers.
+pub fn is_payload_header(keys: &[PayloadKey], name: &[u8]) -> bool {
+    name.len() > PAYLOAD_HEADER_PREFIX.len() && keys.iter().any(|k| k.header.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// A verified payload's JSON, and which payload key it was verified under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    pub key: usize,
+    pub json: Vec<u8>,
+}
+
+impl VerifiedClaims for Payload {
+    fn claims(&self) -> Claims<'_> {
+        Claims::Payload {
+            key: self.key,
+            json: &self.json,
         }
     }
-    Ok(None)
 }
 
-/// Encodes a payload (JSON text) as jwt_authn leaves it in the stream's
-/// metadata: namespace `envoy.filters.http.jwt_authn`, the payload under
-/// `payload_key`. Anything but a JSON object is an error (the request is
-/// refused with 500): jwt_authn always writes an object, so something else
-/// means the Envoy configuration does not feed this filter what it expects.
-pub fn claims_from_payload(payload_key: &str, json: &[u8]) -> Result<Vec<u8>, HostError> {
-    let payload: Value = serde_json::from_slice(json)
-        .map_err(|_| HostError::new("the verified payload in the filter state is not JSON"))?;
-    if !payload.is_object() {
-        return Err(HostError::new(
-            "the verified payload in the filter state is not a JSON object",
-        ));
+/// The verified payload: the first of `keys` that jwt_authn's metadata
+/// holds (`verified` lists the keys in its namespace), read from its
+/// header. `header` returns the header's only value, None when absent, an
+/// error when it has several. None when no key is verified.
+pub fn verified_claims<'a>(
+    keys: &[PayloadKey],
+    verified: &[&[u8]],
+    mut header: impl FnMut(&str) -> Result<Option<&'a [u8]>, HostError>,
+) -> Result<Option<Payload>, HostError> {
+    for (index, key) in keys.iter().enumerate() {
+        if !verified.contains(&key.payload_key.as_bytes()) {
+            continue;
+        }
+        let Some(encoded) = header(&key.header)? else {
+            return Err(HostError::new(
+                "jwt_authn verified a token but forwarded no payload (its provider needs forward_payload_header)",
+            ));
+        };
+        let json = BASE64URL
+            .decode(encoded)
+            .map_err(|_| HostError::new("the forwarded payload is not base64url"))?;
+        return Ok(Some(Payload { key: index, json }));
     }
-    let mut fields = Map::new();
-    fields.insert(payload_key.to_owned(), payload);
-    Ok(encode::metadata(JWT_AUTHN_NAMESPACE, &Value::Object(fields)))
+    Ok(None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jwt_scopes_core::{map_claims, Output};
     use serde_json::json;
-    use std::collections::HashMap;
 
-    fn config(keys: &[&str]) -> Config {
-        Config::from_json(json!({ "payload_metadata_keys": keys }).to_string().as_bytes()).unwrap()
+    fn config(value: serde_json::Value) -> Config {
+        Config::from_json(value.to_string().as_bytes()).unwrap()
     }
 
-    fn state(entries: &[(&str, &str)]) -> HashMap<String, Vec<u8>> {
-        entries
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-            .collect()
-    }
-
-    fn headers(config: &Config, claims: Option<&[u8]>) -> Vec<(String, String)> {
-        let mut out = Output::default();
-        map_claims(config, claims, &mut out).unwrap();
-        out.headers().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+    fn encoded(payload: &serde_json::Value) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload.to_string())
     }
 
     #[test]
-    fn keys_are_prefixed_in_configuration_order() {
-        let keys = payload_keys(&config(&["okta", "entra"]));
+    fn keys_name_their_headers_in_configuration_order() {
+        let keys = payload_keys(&config(json!({ "payload_metadata_keys": ["okta", "Entra_1"] }))).unwrap();
         assert_eq!(
             keys,
             [
                 PayloadKey {
                     payload_key: "okta".into(),
-                    state_key: "jwt_scopes.payload.okta".into()
+                    header: "x-jwt-payload-okta".into()
                 },
                 PayloadKey {
-                    payload_key: "entra".into(),
-                    state_key: "jwt_scopes.payload.entra".into()
+                    payload_key: "Entra_1".into(),
+                    header: "x-jwt-payload-entra_1".into()
                 },
             ]
         );
+        assert!(is_payload_header(&keys, b"X-JWT-Payload-Okta"));
+        assert!(!is_payload_header(&keys, b"x-jwt-payload-"));
+        assert!(!is_payload_header(&keys, b"x-jwt-payload-other"));
     }
 
     #[test]
-    fn a_json_object_becomes_the_claims_the_core_reads() {
-        let config = config(&["jwt_payload"]);
-        let payload =
-            r#"{"exp":4102444800,"iss":"https://issuer.test","scope":"read write","scp":["admin"],"sub":"alice"}"#;
-        let claims = claims_from_payload("jwt_payload", payload.as_bytes()).unwrap();
-        // The same bytes the wasm build gets for that payload.
-        assert_eq!(
-            claims,
-            encode::metadata(
-                JWT_AUTHN_NAMESPACE,
-                &json!({"jwt_payload": serde_json::from_str::<Value>(payload).unwrap()})
-            )
-        );
-        assert_eq!(
-            headers(&config, Some(&claims)),
-            [
-                ("x-jwt-subject".to_string(), "alice".to_string()),
-                ("x-jwt-scope-read".into(), "true".into()),
-                ("x-jwt-scope-write".into(), "true".into()),
-                ("x-jwt-scope-admin".into(), "true".into()),
-            ]
-        );
-    }
-
-    #[test]
-    fn anything_but_a_json_object_is_refused() {
-        for text in [
-            "\"alice\"",
-            "[1,2]",
-            "42",
-            "null",
-            "true",
-            "-",
-            "",
-            "{\"sub\":",
-            "alice",
+    fn keys_that_cannot_be_headers_or_collide_are_refused() {
+        for (keys, what) in [
+            (json!(["a b"]), "cannot be part of a header name"),
+            (json!(["ok", "é"]), "cannot be part of a header name"),
+            (json!(["okta", "OKTA"]), "both name header `x-jwt-payload-okta`"),
         ] {
-            let error = claims_from_payload("jwt_payload", text.as_bytes()).unwrap_err();
-            assert!(error.what.starts_with("the verified payload"), "{text:?}: {error:?}");
+            let error = payload_keys(&config(json!({ "payload_metadata_keys": keys }))).unwrap_err();
+            assert!(error.contains(what), "{error}");
         }
-        let keys = payload_keys(&config(&["jwt_payload"]));
-        let state = state(&[("jwt_scopes.payload.jwt_payload", "[\"admin\"]")]);
-        assert!(verified_claims(&keys, |k| state.get(k).map(Vec::as_slice)).is_err());
+        let error = payload_keys(&config(json!({"scope_header_prefix": "x-jwt-payload-"}))).unwrap_err();
+        assert!(error.contains("a scope header"), "{error}");
+        let error = payload_keys(&config(json!({"subject_header": "x-jwt-payload-jwt_payload"}))).unwrap_err();
+        assert!(error.contains("the subject header"), "{error}");
     }
 
     #[test]
-    fn the_first_present_key_wins() {
-        let config = config(&["okta", "entra"]);
-        let keys = payload_keys(&config);
-        let both = state(&[
-            ("jwt_scopes.payload.entra", r#"{"sub":"from-entra"}"#),
-            ("jwt_scopes.payload.okta", r#"{"sub":"from-okta"}"#),
-        ]);
-        let claims = verified_claims(&keys, |k| both.get(k).map(Vec::as_slice)).unwrap();
-        assert_eq!(
-            headers(&config, claims.as_deref()),
-            [("x-jwt-subject".to_string(), "from-okta".to_string())]
-        );
-
-        // A later key is used when the earlier ones are absent; a bad value
-        // under a key that is not reached does not matter.
-        let second = state(&[("jwt_scopes.payload.entra", r#"{"sub":"from-entra"}"#)]);
-        let claims = verified_claims(&keys, |k| second.get(k).map(Vec::as_slice)).unwrap();
-        assert_eq!(
-            headers(&config, claims.as_deref()),
-            [("x-jwt-subject".to_string(), "from-entra".to_string())]
-        );
-        let bad_later = state(&[
-            ("jwt_scopes.payload.okta", r#"{"sub":"from-okta"}"#),
-            ("jwt_scopes.payload.entra", "not json"),
-        ]);
-        assert!(verified_claims(&keys, |k| bad_later.get(k).map(Vec::as_slice)).is_ok());
+    fn only_a_key_in_jwt_authns_metadata_is_read() {
+        let keys = payload_keys(&config(json!({ "payload_metadata_keys": ["okta", "entra"] }))).unwrap();
+        let okta = encoded(&json!({"sub": "o"}));
+        let entra = encoded(&json!({"sub": "e"}));
+        let headers = |name: &str| -> Result<Option<&[u8]>, HostError> {
+            Ok(match name {
+                "x-jwt-payload-okta" => Some(okta.as_bytes()),
+                "x-jwt-payload-entra" => Some(entra.as_bytes()),
+                _ => None,
+            })
+        };
+        // Headers alone prove nothing: without the metadata key, no claims.
+        assert_eq!(verified_claims(&keys, &[], headers), Ok(None));
+        assert_eq!(verified_claims(&keys, &[b"other"], headers), Ok(None));
+        // The first configured key jwt_authn verified wins.
+        let payload = verified_claims(&keys, &[b"entra"], headers).unwrap().unwrap();
+        assert_eq!((payload.key, payload.json), (1, br#"{"sub":"e"}"#.to_vec()));
+        let payload = verified_claims(&keys, &[b"entra", b"okta"], headers).unwrap().unwrap();
+        assert_eq!(payload.key, 0);
     }
 
     #[test]
-    fn no_object_means_no_claims() {
-        let keys = payload_keys(&config(&["jwt_payload"]));
-        // Only keys under the prefix count: a payload elsewhere is ignored.
-        let other = state(&[("jwt_payload", r#"{"sub":"x"}"#), ("jwt.payload", r#"{"sub":"x"}"#)]);
-        assert_eq!(verified_claims(&keys, |k| other.get(k).map(Vec::as_slice)), Ok(None));
+    fn a_verified_key_without_its_one_header_fails_closed() {
+        let keys = payload_keys(&config(json!({}))).unwrap();
+        let absent = verified_claims(&keys, &[b"jwt_payload"], |_| Ok(None)).unwrap_err();
+        assert!(absent.what.contains("forward_payload_header"), "{absent:?}");
+        let several = verified_claims(&keys, &[b"jwt_payload"], |_| {
+            Err(HostError::new("the forwarded payload header has several values"))
+        });
+        assert!(several.is_err());
+        for bad in ["not base64!", "a", "e30=x"] {
+            let error = verified_claims(&keys, &[b"jwt_payload"], |_| Ok(Some(bad.as_bytes()))).unwrap_err();
+            assert_eq!(error.what, "the forwarded payload is not base64url", "{bad}");
+        }
+    }
+
+    #[test]
+    fn padded_and_unpadded_base64url_are_read() {
+        let keys = payload_keys(&config(json!({}))).unwrap();
+        // `{"a":"??>"}` has `-`/`_` in base64url and needs padding.
+        let json = br#"{"a":"??>"}"#;
+        let unpadded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+        let padded = base64::engine::general_purpose::URL_SAFE.encode(json);
+        assert_ne!(unpadded, padded);
+        assert!(unpadded.contains(['-', '_']), "{unpadded}");
+        for form in [unpadded, padded] {
+            let payload = verified_claims(&keys, &[b"jwt_payload"], |_| Ok(Some(form.as_bytes())))
+                .unwrap()
+                .unwrap();
+            assert_eq!(payload.json, json);
+        }
     }
 }

@@ -12,8 +12,9 @@
 //!   fails.
 //! - `request_headers` strips client headers, adds the identity headers from
 //!   the verified claims, or refuses the request with a local reply. The
-//!   claims come from the filter state (see [`claims`]: Envoy 1.40's ABI
-//!   cannot read jwt_authn's nested metadata).
+//!   claims come from the payload jwt_authn forwards in a header, trusted
+//!   only when jwt_authn's metadata says it verified that payload (see
+//!   [`claims`]: Envoy 1.40's ABI cannot read jwt_authn's nested metadata).
 //! - every other hook Envoy requires is a no-op.
 //!
 //! Counters are named as in the wasm build ([`Counter::name`]) under the
@@ -49,11 +50,10 @@ pub mod abi;
 pub mod claims;
 mod envoy;
 
-pub use claims::{filter_state_key, FILTER_STATE_KEY_PREFIX};
-
 use abi::*;
-use claims::PayloadKey;
+use claims::{Payload, PayloadKey};
 use envoy::{envoy_slice, log, module_buffer};
+use jwt_scopes_core::config::JWT_AUTHN_NAMESPACE;
 use jwt_scopes_core::mapping::Refusal;
 use jwt_scopes_core::request::REFUSAL_DETAILS;
 use jwt_scopes_core::{handle_request, Config, Counter, Host, HostError, Output, Verdict};
@@ -81,12 +81,14 @@ const _: () = {
 };
 
 impl FilterConfig {
-    pub fn new(config: Config, counters: [usize; Counter::ALL.len()]) -> FilterConfig {
-        FilterConfig {
-            payload_keys: claims::payload_keys(&config),
+    /// Fails when the payload keys do not suit the native build (see
+    /// [`claims::payload_keys`]).
+    pub fn new(config: Config, counters: [usize; Counter::ALL.len()]) -> Result<FilterConfig, String> {
+        Ok(FilterConfig {
+            payload_keys: claims::payload_keys(&config)?,
             config,
             counters,
-        }
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -142,27 +144,78 @@ struct NativeHost<'c> {
     config: Option<&'c FilterConfig>,
     /// A request header was removed or added (the route must be recomputed).
     headers_changed: bool,
+    /// The request carries a payload header (removed once it is handled).
+    payload_header_seen: bool,
     /// A local reply was sent.
     replied: bool,
 }
 
-impl NativeHost<'_> {
-    /// The filter-state object under `key` (a plain string object), valid
-    /// until the hook returns.
-    fn filter_state(&self, key: &str) -> Option<&[u8]> {
-        let mut result = envoy_dynamic_module_type_envoy_buffer { ptr: null(), length: 0 };
-        // SAFETY: `filter` is Envoy's live filter; the key is a live slice
-        // for the call; `result` is a valid out-pointer.
+impl<'c> NativeHost<'c> {
+    fn payload_keys(&self) -> &'c [PayloadKey] {
+        self.config.map(FilterConfig::payload_keys).unwrap_or_default()
+    }
+
+    /// The keys jwt_authn wrote in its namespace of the dynamic metadata:
+    /// the payload keys of the tokens it verified. Valid until the hook
+    /// returns.
+    fn verified_payload_keys(&self) -> Vec<&[u8]> {
+        let namespace = module_buffer(JWT_AUTHN_NAMESPACE.as_bytes());
+        let dynamic = envoy_dynamic_module_type_metadata_source_Dynamic;
+        // SAFETY: `filter` is Envoy's live filter; the namespace is a live
+        // slice for the call.
+        let count =
+            unsafe { envoy_dynamic_module_callback_http_get_metadata_keys_count(self.filter, dynamic, namespace) };
+        if count == 0 {
+            return Vec::new();
+        }
+        let mut keys = vec![envoy_dynamic_module_type_envoy_buffer { ptr: null(), length: 0 }; count];
+        // SAFETY: `keys` has room for the `count` entries Envoy reported;
+        // nothing changes the metadata in between (same thread).
+        let read = unsafe {
+            envoy_dynamic_module_callback_http_get_metadata_keys(self.filter, dynamic, namespace, keys.as_mut_ptr())
+        };
+        if !read {
+            return Vec::new();
+        }
+        // SAFETY: the keys point into the stream's metadata, which nothing
+        // changes before the hook returns.
+        keys.iter().map(|k| unsafe { envoy_slice(k.ptr, k.length) }).collect()
+    }
+
+    /// The only value of request header `name`: None when absent, an
+    /// error when it has several.
+    fn single_header(&self, name: &str) -> Result<Option<&[u8]>, HostError> {
+        let mut value = envoy_dynamic_module_type_envoy_buffer { ptr: null(), length: 0 };
+        let mut count = 0usize;
+        // SAFETY: `filter` is Envoy's live filter; the name is a live slice;
+        // `value` and `count` are valid out-pointers.
         let found = unsafe {
-            envoy_dynamic_module_callback_http_get_filter_state_bytes(
+            envoy_dynamic_module_callback_http_get_header(
                 self.filter,
-                module_buffer(key.as_bytes()),
-                &mut result,
+                REQUEST_HEADERS,
+                module_buffer(name.as_bytes()),
+                &mut value,
+                0,
+                &mut count,
             )
         };
-        // SAFETY: on success `result` points into the filter state, which
-        // nothing changes before the hook returns.
-        found.then(|| unsafe { envoy_slice(result.ptr, result.length) })
+        match (found, count) {
+            (false, 0) => Ok(None),
+            // SAFETY: the value points into the header map, which nothing
+            // changes before the caller is done with it (it copies it).
+            (true, 1) => Ok(Some(unsafe { envoy_slice(value.ptr, value.length) })),
+            _ => Err(HostError::new(
+                "the forwarded payload header has several values (a client sent its own)",
+            )),
+        }
+    }
+
+    /// Removes the payload headers: nothing upstream may see them.
+    fn remove_payload_headers(&mut self) -> Result<(), HostError> {
+        for key in self.payload_keys() {
+            self.remove_request_header(key.header.as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Lets the router match again with the headers as the filter left them
@@ -186,7 +239,7 @@ impl NativeHost<'_> {
 }
 
 impl Host for NativeHost<'_> {
-    type Claims = Vec<u8>;
+    type Claims = Payload;
 
     fn request_header_names(&mut self, visit: &mut dyn FnMut(&[u8])) -> Result<(), HostError> {
         let unreadable = HostError::new("the request headers could not be read");
@@ -211,10 +264,18 @@ impl Host for NativeHost<'_> {
         if !read {
             return Err(unreadable);
         }
+        let keys = self.payload_keys();
         for header in &headers {
             // SAFETY: the names point into the header map, unchanged while
             // `visit` runs (the handler removes only after visiting).
-            visit(unsafe { envoy_slice(header.key_ptr, header.key_length) });
+            let name = unsafe { envoy_slice(header.key_ptr, header.key_length) };
+            // The payload headers are not the client's: not stripped as
+            // client headers (nor counted), removed after the request.
+            if claims::is_payload_header(keys, name) {
+                self.payload_header_seen = true;
+            } else {
+                visit(name);
+            }
         }
         Ok(())
     }
@@ -255,9 +316,9 @@ impl Host for NativeHost<'_> {
         }
     }
 
-    fn verified_claims(&mut self) -> Result<Option<Vec<u8>>, HostError> {
-        let keys = self.config.map(FilterConfig::payload_keys).unwrap_or_default();
-        claims::verified_claims(keys, |key| self.filter_state(key))
+    fn verified_claims(&mut self) -> Result<Option<Payload>, HostError> {
+        let verified = self.verified_payload_keys();
+        claims::verified_claims(self.payload_keys(), &verified, |name| self.single_header(name))
     }
 
     fn count(&mut self, counter: Counter, n: u64) {
@@ -306,10 +367,18 @@ impl Host for NativeHost<'_> {
 
 fn on_request_headers(host: &mut NativeHost<'_>) -> Verdict {
     let config = host.config.map(FilterConfig::config);
-    let verdict = OUTPUT.with(|cell| match cell.try_borrow_mut() {
+    let mut verdict = OUTPUT.with(|cell| match cell.try_borrow_mut() {
         Ok(mut out) => handle_request(config, host, &mut out),
         Err(_) => handle_request(config, host, &mut Output::default()),
     });
+    if verdict == Verdict::Continue && host.payload_header_seen && host.remove_payload_headers().is_err() {
+        // Fail closed: the payload header must not go upstream.
+        host.count(Counter::Refused, 1);
+        host.refuse(&Refusal::internal(
+            "the forwarded payload header could not be removed".into(),
+        ));
+        verdict = Verdict::Stop;
+    }
     if verdict == Verdict::Continue && host.headers_changed {
         host.clear_route_cache();
     }
@@ -375,7 +444,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         };
         let config = parse_config(name, bytes)?;
         let counters = define_counters(filter_config_envoy_ptr)?;
-        Ok::<_, String>(Box::new(FilterConfig::new(config, counters)))
+        let config =
+            FilterConfig::new(config, counters).map_err(|e| format!("invalid jwt_scopes configuration: {e}"))?;
+        Ok::<_, String>(Box::new(config))
     });
     let message = match built {
         Ok(Ok(config)) => return Box::into_raw(config).cast_const().cast(),
@@ -441,6 +512,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         filter: filter_envoy_ptr,
         config,
         headers_changed: false,
+        payload_header_seen: false,
         replied: false,
     };
     match catch_unwind(AssertUnwindSafe(|| on_request_headers(&mut host))) {
