@@ -24,4 +24,4 @@ pub mod signature;
 pub use config::{Config, ConfigError};
 pub use mapping::{map_claims, map_payload_json, strips_client_header, Outcome, Output, Refusal};
 pub use names::{scope_header_name, ScopeEncoding};
-pub use request::{handle_request, Claims, Counter, Host, HostError, Verdict, VerifiedClaims};
+pub use request::{handle_request, Counter, Host, HostError, Verdict, VerifiedClaims};

@@ -5,7 +5,7 @@
 //! cannot drift (same stripping, same headers, same counters, same refusals),
 //! and the glue logic runs natively in tests and in the fuzzer.
 
-use crate::mapping::{map_claims, map_payload_json, strips_client_header, Output, Refusal};
+use crate::mapping::{map_claims, strips_client_header, Outcome, Output, Refusal};
 use crate::Config;
 
 /// The filter's counters. Each build shows them under its own prefix
@@ -61,8 +61,8 @@ impl HostError {
 /// What a build gives the request handler: the request headers, the
 /// verified claims, counters and the local reply.
 pub trait Host {
-    /// The verified claims, in either form a build can get them (see
-    /// [`Claims`]).
+    /// The verified claims, in the form the build gets them (see
+    /// [`VerifiedClaims`]).
     type Claims: VerifiedClaims;
 
     /// Calls `visit` with the name of every request header, in order (a
@@ -104,27 +104,20 @@ pub trait Host {
     fn refuse(&mut self, refusal: &Refusal);
 }
 
-/// Where a build found the verified payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claims<'a> {
-    /// The encoded `envoy.config.core.v3.Metadata` of the stream, with
-    /// jwt_authn's namespace holding the payload under its payload key (the
-    /// proxy-wasm build's `metadata` property).
-    Metadata(&'a [u8]),
-    /// The payload's JSON text, verified by jwt_authn under
-    /// `payload_metadata_keys[key]` (the native build).
-    Payload { key: usize, json: &'a [u8] },
-}
-
-/// What [`Host::verified_claims`] returns: anything that shows as
-/// [`Claims`]. Encoded metadata bytes (`Vec<u8>`) are [`Claims::Metadata`].
+/// What [`Host::verified_claims`] returns: the verified payload in the
+/// form the build gets it, and how that form is mapped. Encoded metadata
+/// bytes (`Vec<u8>`, the proxy-wasm build's `metadata` property: jwt_authn's
+/// namespace holding the payload under its payload key) map with
+/// [`map_claims`]; the native build's JSON payload maps with
+/// [`crate::map_payload_json`] (so the wasm module does not link the JSON
+/// path it never takes).
 pub trait VerifiedClaims {
-    fn claims(&self) -> Claims<'_>;
+    fn map(&self, config: &Config, out: &mut Output) -> Result<Outcome, Refusal>;
 }
 
 impl VerifiedClaims for Vec<u8> {
-    fn claims(&self) -> Claims<'_> {
-        Claims::Metadata(self)
+    fn map(&self, config: &Config, out: &mut Output) -> Result<Outcome, Refusal> {
+        map_claims(config, Some(self), out)
     }
 }
 
@@ -181,10 +174,9 @@ fn internal(error: HostError) -> Refusal {
 fn process<H: Host + ?Sized>(config: &Config, host: &mut H, out: &mut Output) -> Result<(), Refusal> {
     let doomed = client_headers_to_strip(config, host)?;
     let claims = host.verified_claims().map_err(internal)?;
-    let outcome = match claims.as_ref().map(VerifiedClaims::claims) {
+    let outcome = match &claims {
         None => map_claims(config, None, out)?,
-        Some(Claims::Metadata(metadata)) => map_claims(config, Some(metadata), out)?,
-        Some(Claims::Payload { key, json }) => map_payload_json(config, key, json, out)?,
+        Some(claims) => claims.map(config, out)?,
     };
     host.update_request_headers(&doomed, &mut out.headers())
         .map_err(internal)?;

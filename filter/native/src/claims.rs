@@ -36,7 +36,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
 use jwt_scopes_core::config::{payload_headers, PAYLOAD_HEADER_PREFIX};
-use jwt_scopes_core::{Claims, Config, HostError, VerifiedClaims};
+use jwt_scopes_core::{map_payload_json, Config, HostError, Outcome, Output, Refusal, VerifiedClaims};
 
 /// base64url as jwt_authn forwards it: unpadded by default, padded with
 /// `pad_forward_payload_header`; both are accepted.
@@ -81,11 +81,8 @@ pub struct Payload {
 }
 
 impl VerifiedClaims for Payload {
-    fn claims(&self) -> Claims<'_> {
-        Claims::Payload {
-            key: self.key,
-            json: &self.json,
-        }
+    fn map(&self, config: &Config, out: &mut Output) -> Result<Outcome, Refusal> {
+        map_payload_json(config, self.key, &self.json, out)
     }
 }
 
