@@ -100,9 +100,9 @@ const REFERENCE_SCOPES_LUA: &str = include_str!("../reference/scopes.lua");
 /// jwt-scopes-native`), relative to the workspace root.
 const NATIVE_DIR: &str = "target/native";
 const NATIVE_LIB: &str = "libjwt_scopes_native.so";
-/// The filter-state key the native module reads the payload from:
-/// `jwt_scopes_native::FILTER_STATE_KEY_PREFIX` + the payload metadata key.
-const NATIVE_STATE_KEY: &str = "jwt_scopes.payload.jwt_payload";
+/// The header jwt_authn forwards the verified payload in for A7
+/// (`jwt_scopes_core::config::payload_header_name("jwt_payload")`).
+const NATIVE_PAYLOAD_HEADER: &str = "x-jwt-payload-jwt_payload";
 
 /// Run lengths, from the environment (see the module documentation).
 struct Settings {
@@ -239,27 +239,15 @@ fn as_deployed(script: &str) -> String {
         .join(" ")
 }
 
-/// A1 + set_filter_state (the payload as JSON into filter state, which is
-/// where the native module reads it: Envoy 1.40's dynamic-module ABI cannot
-/// read jwt_authn's nested metadata) + the dynamic module.
+/// jwt_authn forwarding the verified payload in a header (where the native
+/// module reads it: Envoy 1.40's dynamic-module ABI cannot read jwt_authn's
+/// nested metadata, only which payload keys it holds) + the dynamic module,
+/// as envoy-gen renders them.
 fn native_filters(jwks: &str) -> Vec<Value> {
+    let mut jwt = jwt_authn(jwks, ClaimHeaders::None);
+    jwt["typed_config"]["providers"]["bench"]["forward_payload_header"] = json!(NATIVE_PAYLOAD_HEADER);
     vec![
-        jwt_authn(jwks, ClaimHeaders::None),
-        json!({
-            "name": "envoy.filters.http.set_filter_state",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config",
-                "on_request_headers": [{
-                    "object_key": NATIVE_STATE_KEY,
-                    "factory_key": "envoy.string",
-                    "skip_if_empty": true,
-                    "format_string": {
-                        "omit_empty_values": true,
-                        "text_format_source": {"inline_string": "%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:jwt_payload)%"},
-                    },
-                }],
-            },
-        }),
+        jwt,
         json!({
             "name": "envoy.filters.http.dynamic_modules",
             "typed_config": {
