@@ -233,6 +233,11 @@ impl Envoy {
             .unwrap_or_else(|| panic!("no listener {name} in {:?}", self.listeners))
     }
 
+    /// GET `path` on the admin interface.
+    pub fn admin_get(&self, path: &str) -> Result<http::Response, String> {
+        http::get(("127.0.0.1", self.admin_port), path)
+    }
+
     /// The value of one counter or gauge on /stats (0 when absent).
     pub fn stat(&self, name: &str) -> u64 {
         let response = http::get(("127.0.0.1", self.admin_port), &format!("/stats?filter=^{name}$"))
