@@ -78,6 +78,8 @@ bench: wasm envoy
 	$(CARGO) build --release --target wasm32-wasip1 -p empty-filter
 	$(CARGO) build --profile native -p jwt-scopes-native
 	$(CARGO) build --release -p bench
+	@command -v valgrind >/dev/null || { echo "installing valgrind with apt-get (the report's instruction counts)"; \
+	  apt-get update -qq && apt-get install -y -qq valgrind; }
 	taskset -c 1 target/release/bench
 
 ## soak: the full stack under interleaved HTTP/1.1 and HTTP/2 load for SOAK_SECONDS (default 180); `make test` runs 20 s

@@ -34,7 +34,15 @@
 //! BENCH_WARMUP_SECONDS (2), BENCH_OPEN_SECONDS (open-loop seconds, 6),
 //! BENCH_OUT (the directory REPORT.md and chart.png go to, default bench/),
 //! BENCH_EXTRA_WASM (comma-separated modules measured in A3's place as X1,
-//! X2, ...).
+//! X2, ...), BENCH_CALLGRIND=0 (no instruction counts),
+//! BENCH_CALLGRIND_REQUESTS (requests counted per Envoy under callgrind,
+//! 1000).
+//!
+//! After the timed rounds, every 6-scope pair and the 32-scope pairs of
+//! A1, A3, A4, A5 and A7 run again under valgrind's callgrind, which counts
+//! instructions per request (bench/src/instructions.rs): a count does not
+//! move with the machine's load, so it decides differences of 1 µs that
+//! CPU time on this VM cannot.
 
 use bytes::Bytes;
 use e2e::envoy::{envoy_binary, filter_wasm, workspace_root, AwsCredentials, Envoy};
@@ -57,6 +65,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Mutex};
 
 mod chart;
+mod instructions;
 
 const CLOSED_CONNECTIONS: usize = 16;
 const OPEN_RATE: u64 = 1000;
@@ -111,6 +120,8 @@ struct Settings {
     warmup: Duration,
     open: Duration,
     out: PathBuf,
+    /// Requests counted per (arm, token) under callgrind.
+    callgrind_requests: usize,
 }
 
 impl Settings {
@@ -142,6 +153,14 @@ impl Settings {
             warmup: seconds("BENCH_WARMUP_SECONDS", 2.0)?,
             open: seconds("BENCH_OPEN_SECONDS", 6.0)?,
             out: std::env::var_os("BENCH_OUT").map_or_else(|| workspace_root().join("bench"), PathBuf::from),
+            callgrind_requests: match std::env::var("BENCH_CALLGRIND_REQUESTS") {
+                Err(_) => 1000,
+                Ok(v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("BENCH_CALLGRIND_REQUESTS={v}: expected a whole number > 0"))?,
+            },
         })
     }
 }
@@ -546,6 +565,9 @@ struct Row {
     /// `/memory` `allocated`), MB: live memory, without what the allocator
     /// keeps after a free. None when it could not be read.
     heap_mb: Option<f64>,
+    /// Instructions per request counted by callgrind (see `instructions`),
+    /// when counted.
+    ir: Option<f64>,
     /// The wasm filter's counters per request (A3 only).
     per_request: Option<FilterCounts>,
 }
@@ -764,10 +786,75 @@ async fn measure_all(
             p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
             rss_mb: rss_mb(r.envoy.pid()),
             heap_mb: heap_allocated_mb(&r.envoy),
+            ir: None,
             per_request,
         });
     }
     Ok(rows)
+}
+
+/// The arms whose 32-scope run is also counted by callgrind (the others
+/// only with the 6-scope token, to keep the run short).
+const COUNTED_MANY: [&str; 5] = ["A1", "A3", "A4", "A5", "A7"];
+
+/// Counts instructions per request (see `instructions`) after the timed
+/// runs, for every 6-scope row and the 32-scope rows of [`COUNTED_MANY`].
+async fn count_instructions(
+    arms: &[Arm],
+    tokens: &[Token],
+    settings: &Settings,
+    rows: &mut [Row],
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
+    if let Some(why) = instructions::unavailable() {
+        notes.push(format!("instructions were not counted: {why}"));
+        return Ok(());
+    }
+    let envoy = instructions::real_envoy(&envoy_binary()?)?;
+    let mut jobs = Vec::new();
+    let mut which = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        if row.scopes != SCOPES.len() && !COUNTED_MANY.contains(&row.id.as_str()) {
+            continue;
+        }
+        let (Some(arm), Some(token)) = (
+            arms.iter().find(|a| a.id == row.id),
+            tokens.iter().find(|t| t.scopes == row.scopes),
+        ) else {
+            continue;
+        };
+        let mut env = AwsCredentials::test().env();
+        env.extend(arm.env.iter().cloned());
+        jobs.push(instructions::Job {
+            config: envoy_config(&arm.filters),
+            env,
+            bearer: token.bearer.clone(),
+        });
+        which.push(i);
+    }
+    eprintln!(
+        "counting instructions under callgrind: {} Envoys, {} requests each",
+        jobs.len(),
+        settings.callgrind_requests
+    );
+    let counts = instructions::count_all(&envoy, &jobs, settings.callgrind_requests).await?;
+    for (i, count) in which.into_iter().zip(counts) {
+        if let Some(row) = rows.get_mut(i) {
+            row.ir = Some(count);
+        }
+    }
+    Ok(())
+}
+
+fn ir_delta(rows: &[Row], a: &str, b: &str, scopes: usize) -> Option<f64> {
+    Some(find(rows, a, scopes)?.ir? - find(rows, b, scopes)?.ir?)
+}
+
+/// ns per instruction at A1's measured rate (6 scopes): CPU µs/request ÷
+/// instructions/request.
+fn ns_per_instruction(rows: &[Row]) -> Option<f64> {
+    let a1 = find(rows, "A1", SCOPES.len())?;
+    Some(a1.cpu_us * 1000.0 / a1.ir?)
 }
 
 fn find<'a>(rows: &'a [Row], id: &str, scopes: usize) -> Option<&'a Row> {
@@ -1111,23 +1198,7 @@ fn report(inputs: &Inputs<'_>) -> Result<(String, bool), String> {
     );
     let _ = writeln!(out, "| difference | {few} scopes | {many} scopes |");
     let _ = writeln!(out, "|---|---:|---:|");
-    let pairs = [
-        (
-            "jwt_scopes' own cost: A3 − A5 (wasm filter minus empty wasm filter)",
-            "A3",
-            "A5",
-        ),
-        (
-            "proxy-wasm floor: A5 − A1 (empty wasm filter over jwt_authn)",
-            "A5",
-            "A1",
-        ),
-        ("native vs claim_to_headers: A7 − A4", "A7", "A4"),
-        ("native vs wasm: A7 − A3", "A7", "A3"),
-        ("reference vs sample-equivalent Lua: A6 − A2", "A6", "A2"),
-        ("jwt_scopes wasm vs the reference: A3 − A6", "A3", "A6"),
-    ];
-    for (what, a, b) in pairs {
+    for (what, a, b) in PAIRS {
         let cell = |scopes| paired(rows, a, b, scopes).map_or_else(|| "n/a".into(), |s| s.show());
         let _ = writeln!(out, "| {what} | {} | {} |", cell(few), cell(many));
     }
@@ -1146,6 +1217,8 @@ fn report(inputs: &Inputs<'_>) -> Result<(String, bool), String> {
         );
         let _ = writeln!(out, "| {id} {name} | {cell} |");
     }
+    instruction_section(&mut out, rows);
+
     let _ = writeln!(
         out,
         "\nResident memory differences, MB (one reading per Envoy, after its open-loop run). RSS counts what \
@@ -1320,6 +1393,24 @@ fn report(inputs: &Inputs<'_>) -> Result<(String, bool), String> {
             ),
         ),
     ];
+    let mut targets = Vec::from(targets);
+    if let Some(ns) = ns_per_instruction(rows) {
+        for (what, a, b, limit) in [
+            ("the wasm filter's own cost", "A3", "A5", 1.0),
+            ("the native module over claim_to_headers", "A7", "A4", 0.5),
+        ] {
+            if let Some(d) = ir_delta(rows, a, b, few) {
+                let us = d * ns / 1000.0;
+                targets.push(target(
+                    Some(us <= limit),
+                    format!(
+                        "by instructions (callgrind): {what} ({a} − {b}, {few} scopes) is {d:+.0} instructions/request, \
+                         ≈ {us:+.2} µs at A1's rate (target ≤ {limit} µs)"
+                    ),
+                ));
+            }
+        }
+    }
     let _ = writeln!(out, "\n## Targets\n");
     let mut ok = true;
     for t in &targets {
@@ -1337,6 +1428,85 @@ fn report(inputs: &Inputs<'_>) -> Result<(String, bool), String> {
     bounds(&mut out, rows, &calls6, &wasm);
     Ok((out, ok))
 }
+
+/// The callgrind counts: per arm, the pairs the targets use, and the cost
+/// per extra scope, in instructions and in µs at A1's rate.
+fn instruction_section(out: &mut String, rows: &[Row]) {
+    let few = SCOPES.len();
+    let many = MANY_SCOPES;
+    let Some(ns) = ns_per_instruction(rows) else {
+        return;
+    };
+    let _ = writeln!(out, "\n## Instructions per request (callgrind)\n");
+    let _ = writeln!(
+        out,
+        "Counted by valgrind's callgrind (bench/src/instructions.rs): each Envoy again, with the same configuration \
+         and token, on callgrind's synthetic CPU; counts zeroed after a warm-up, then every request over one \
+         keep-alive connection. Unlike CPU time, a count does not move with the machine's load (repeats agree to \
+         about 0.1 %), so small differences are real. µs are estimated at A1's measured rate, {ns:.3} ns per \
+         instruction (A1's median CPU µs/request ÷ its instructions/request); code with more cache misses per \
+         instruction runs slower than that.\n"
+    );
+    let _ = writeln!(out, "| variant | instructions/request | over A1 | ≈ µs over A1 |");
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    for r in rows.iter().filter(|r| r.ir.is_some()) {
+        let over = ir_delta(rows, &r.id, "A1", r.scopes).filter(|_| r.id != "A1" && r.id != "A0");
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {} | {} |",
+            label(&r.id, r.scopes),
+            r.ir.unwrap_or(f64::NAN),
+            over.map_or_else(String::new, |d| format!("{d:+.0}")),
+            over.map_or_else(String::new, |d| format!("{:+.1}", d * ns / 1000.0)),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n| difference | instructions, {few} scopes | ≈ µs | instructions, {many} scopes | ≈ µs |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    for (what, a, b) in PAIRS {
+        let d6 = ir_delta(rows, a, b, few);
+        let d32 = ir_delta(rows, a, b, many);
+        let show = |d: Option<f64>| d.map_or_else(|| "n/a".into(), |d| format!("{d:+.0}"));
+        let us = |d: Option<f64>| d.map_or_else(|| "n/a".into(), |d| format!("{:+.2}", d * ns / 1000.0));
+        let _ = writeln!(
+            out,
+            "| {what} | {} | {} | {} | {} |",
+            show(d6),
+            us(d6),
+            show(d32),
+            us(d32)
+        );
+    }
+    let _ = writeln!(out, "\nPer extra scope, ((X(32) − A1(32)) − (X(6) − A1(6))) / 26:\n");
+    let _ = writeln!(out, "| arm | instructions per extra scope | ≈ µs |");
+    let _ = writeln!(out, "|---|---:|---:|");
+    for id in COUNTED_MANY.iter().filter(|id| **id != "A1") {
+        if let (Some(d6), Some(d32)) = (ir_delta(rows, id, "A1", few), ir_delta(rows, id, "A1", many)) {
+            let per = (d32 - d6) / (many - few) as f64;
+            let _ = writeln!(out, "| {id} | {per:+.0} | {:+.3} |", per * ns / 1000.0);
+        }
+    }
+}
+
+/// The paired differences the report shows (label, a, b): a − b.
+const PAIRS: [(&str, &str, &str); 6] = [
+    (
+        "jwt_scopes' own cost: A3 − A5 (wasm filter minus empty wasm filter)",
+        "A3",
+        "A5",
+    ),
+    (
+        "proxy-wasm floor: A5 − A1 (empty wasm filter over jwt_authn)",
+        "A5",
+        "A1",
+    ),
+    ("native vs claim_to_headers: A7 − A4", "A7", "A4"),
+    ("native vs wasm: A7 − A3", "A7", "A3"),
+    ("reference vs sample-equivalent Lua: A6 − A2", "A6", "A2"),
+    ("jwt_scopes wasm vs the reference: A3 − A6", "A3", "A6"),
+];
 
 /// What bounds each number: which part of the work each one measures, with
 /// the numbers of this run that split it.
@@ -1470,7 +1640,8 @@ async fn run() -> Result<(), String> {
         })
         .collect::<Result<_, String>>()?;
     let (arms, mut notes) = arms(&issuer.jwks(), &wasm);
-    let rows = measure_all(&arms, &tokens, &settings, &mut notes).await?;
+    let mut rows = measure_all(&arms, &tokens, &settings, &mut notes).await?;
+    count_instructions(&arms, &tokens, &settings, &mut rows, &mut notes).await?;
 
     std::fs::create_dir_all(&settings.out).map_err(|e| format!("{}: {e}", settings.out.display()))?;
     let chart_path = settings.out.join("chart.png");
@@ -1545,6 +1716,7 @@ mod tests {
             p99_ms: 0.0,
             rss_mb: rss,
             heap_mb: Some(rss / 10.0),
+            ir: None,
             per_request: None,
         };
         let rows = vec![

@@ -1,0 +1,262 @@
+//! Instructions per request, counted by valgrind's callgrind.
+//!
+//! CPU time on a shared 2-CPU VM moves by tens of µs from round to round,
+//! so a paired difference of 1 µs cannot be seen in it. Instructions
+//! retired do not depend on what else the machine does: the same Envoy, the
+//! same configuration and the same requests give the same count to about
+//! 0.1 % (three repeats measured 110,845, 110,712 and 110,832). This machine
+//! has no hardware counters (`perf stat -e instructions` says "not
+//! supported"), so callgrind counts them, by running Envoy on its
+//! synthetic CPU (about 50 times slower, which does not matter for a
+//! count).
+//!
+//! Each (arm, token) pair runs in its own Envoy under
+//! `valgrind --tool=callgrind`, with the configuration and environment of
+//! the timed run. After a warm-up (so that V8 has compiled and tiered up
+//! the module and jwt_authn has its keys), `callgrind_control --zero`
+//! resets the counts, `requests` requests go over one keep-alive
+//! connection, and `callgrind_control -e` reads the total of every thread.
+//! Counts are independent of the machine's load, so two Envoys run at once.
+//!
+//! What a count is not: it weighs every instruction alike (a cache miss and
+//! an add both count 1), and V8's JIT code runs on callgrind's CPU, so it is
+//! a measure of work, converted to µs in the report at A1's measured rate.
+
+use crate::{connect, one_request};
+use serde_json::Value;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long Envoy may take to start under callgrind (about 60 s here).
+const START_TIMEOUT: Duration = Duration::from_secs(300);
+/// Requests before the counts are zeroed.
+const WARMUP_REQUESTS: usize = 300;
+
+/// The Envoy binary itself: valgrind must run it, not the virtualenv's
+/// Python launcher (`.venv/bin/envoy` execs `site-packages/envoy/_bin/envoy`).
+pub fn real_envoy(found: &Path) -> Result<PathBuf, String> {
+    let head = std::fs::read(found).map_err(|e| format!("{}: {e}", found.display()))?;
+    if !head.starts_with(b"#!") {
+        return Ok(found.to_path_buf());
+    }
+    let venv = found
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("{} is a script outside a virtualenv", found.display()))?;
+    let lib = venv.join("lib");
+    let entries = std::fs::read_dir(&lib).map_err(|e| format!("{}: {e}", lib.display()))?;
+    for entry in entries.flatten() {
+        let candidate = entry.path().join("site-packages/envoy/_bin/envoy");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(format!(
+        "{} is a launcher script and no site-packages/envoy/_bin/envoy is under {}",
+        found.display(),
+        lib.display()
+    ))
+}
+
+/// Why instructions cannot be counted here, if they cannot.
+pub fn unavailable() -> Option<String> {
+    if std::env::var("BENCH_CALLGRIND").is_ok_and(|v| v == "0") {
+        return Some("BENCH_CALLGRIND=0".into());
+    }
+    for tool in ["valgrind", "callgrind_control"] {
+        let ran = Command::new(tool)
+            .arg(if tool == "valgrind" { "--version" } else { "-h" })
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if ran.is_err() {
+            return Some(format!("`{tool}` is not installed (Debian package valgrind)"));
+        }
+    }
+    None
+}
+
+/// The total of `callgrind_control -e` output: the sum over its per-thread
+/// lines (`   Th 7   110,501,691`). None when there is no thread line.
+pub fn parse_totals(text: &str) -> Option<u64> {
+    let mut total = None;
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("Th") {
+            continue;
+        }
+        let _thread = words.next()?;
+        let count: u64 = words.next()?.replace(',', "").parse().ok()?;
+        total = Some(total.unwrap_or(0) + count);
+    }
+    total
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// One Envoy under callgrind; stopped (and reaped) on drop.
+struct Counted {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Counted {
+    fn start(envoy: &Path, config: &str, env: &[(String, String)]) -> Result<Counted, String> {
+        let mut config: Value = serde_json::from_str(config).map_err(|e| format!("bench config: {e}"))?;
+        let port = free_port()?;
+        config["admin"]["address"]["socket_address"]["port_value"] = free_port()?.into();
+        config["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = port.into();
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("envoy.json");
+        std::fs::write(&path, config.to_string()).map_err(|e| e.to_string())?;
+        let child = Command::new("valgrind")
+            .arg("--tool=callgrind")
+            // V8 writes and runs its own code.
+            .arg("--smc-check=all")
+            .arg(format!("--callgrind-out-file={}/callgrind.out", dir.path().display()))
+            .arg(format!("--log-file={}/valgrind.log", dir.path().display()))
+            .arg(envoy)
+            .args(["--concurrency", "1", "-l", "error", "--disable-hot-restart", "-c"])
+            .arg(&path)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("valgrind: {e}"))?;
+        // `make bench` runs the load generator pinned to CPU 1, and children
+        // inherit that; the timed runs are over, so both CPUs may count.
+        let _ = Command::new("taskset")
+            .args(["-a", "-c", "-p", "0,1", &child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        Ok(Counted {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _dir: dir,
+        })
+    }
+
+    fn control(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("callgrind_control")
+            .args(args)
+            .arg(self.child.id().to_string())
+            .output()
+            .map_err(|e| format!("callgrind_control: {e}"))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Waits until Envoy answers `bearer`'s request with 200.
+    async fn ready(&mut self, bearer: &str) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("Envoy under callgrind exited with {status}"));
+            }
+            if let Ok(mut sender) = connect(self.addr).await {
+                if one_request(&mut sender, bearer).await.is_ok() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err("Envoy under callgrind did not answer 200 within 300 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Instructions per request over `requests` requests (every one 200).
+    async fn count(&mut self, bearer: &str, requests: usize) -> Result<f64, String> {
+        self.ready(bearer).await?;
+        let mut sender = connect(self.addr).await?;
+        for _ in 0..WARMUP_REQUESTS {
+            one_request(&mut sender, bearer).await?;
+        }
+        self.control(&["--zero"])?;
+        for _ in 0..requests {
+            one_request(&mut sender, bearer).await?;
+        }
+        let text = self.control(&["-e"])?;
+        let total = parse_totals(&text).ok_or_else(|| format!("callgrind_control -e gave no totals: {text}"))?;
+        Ok(total as f64 / requests as f64)
+    }
+}
+
+/// One (arm, token) pair to count.
+pub struct Job {
+    pub config: String,
+    pub env: Vec<(String, String)>,
+    pub bearer: Arc<String>,
+}
+
+/// Instructions per request of every job, two Envoys at a time, in job
+/// order.
+pub async fn count_all(envoy: &Path, jobs: &[Job], requests: usize) -> Result<Vec<f64>, String> {
+    let mut counts = Vec::with_capacity(jobs.len());
+    for pair in jobs.chunks(2) {
+        let mut running = Vec::new();
+        for job in pair {
+            running.push(Counted::start(envoy, &job.config, &job.env)?);
+        }
+        let mut results = Vec::new();
+        match running.as_mut_slice() {
+            [a, b] => {
+                let (x, y) = tokio::join!(a.count(&pair[0].bearer, requests), b.count(&pair[1].bearer, requests));
+                results.push(x?);
+                results.push(y?);
+            }
+            [a] => results.push(a.count(&pair[0].bearer, requests).await?),
+            _ => {}
+        }
+        eprintln!("  instructions/request: {results:.0?}");
+        counts.extend(results);
+    }
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_sum_every_thread_without_commas() {
+        let text = "PID 3494: envoy -c a.yaml\nsending command status internal to pid 3494\n\n  Totals:         Ir \n   Th 1      425,366 \n   Th 2       18,941 \n   Th 3            0 \n   Th 6   110,501,691 \n";
+        assert_eq!(parse_totals(text), Some(425_366 + 18_941 + 110_501_691));
+        assert_eq!(parse_totals("PID 1: x\n  Totals: Ir\n"), None);
+        assert_eq!(parse_totals("   Th 1   12x \n"), None);
+        assert_eq!(parse_totals(""), None);
+    }
+
+    #[test]
+    fn a_binary_is_its_own_envoy() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("envoy");
+        std::fs::write(&binary, b"\x7fELF...").unwrap();
+        assert_eq!(real_envoy(&binary).unwrap(), binary);
+        // The virtualenv's launcher points to the binary in site-packages.
+        std::fs::create_dir_all(dir.path().join("venv/bin")).unwrap();
+        let real = dir.path().join("venv/lib/python3.11/site-packages/envoy/_bin");
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join("envoy"), b"\x7fELF").unwrap();
+        let launcher = dir.path().join("venv/bin/envoy");
+        std::fs::write(&launcher, b"#!/usr/bin/python3\n").unwrap();
+        assert_eq!(real_envoy(&launcher).unwrap(), real.join("envoy"));
+        std::fs::remove_file(real.join("envoy")).unwrap();
+        assert!(real_envoy(&launcher).is_err());
+    }
+}
