@@ -494,7 +494,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(
 ) {
 }
 
-/// The request headers (after jwt_authn and set_filter_state).
+/// The request headers (after jwt_authn, which has forwarded the verified payload).
 ///
 /// # Safety
 /// `filter_envoy_ptr` is Envoy's live filter; `filter_module_ptr` is null or
