@@ -24,6 +24,7 @@
 
 use crate::{connect, one_request};
 use serde_json::Value;
+use std::cell::{Cell, RefCell};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant};
 /// How long Envoy may take to start under callgrind (about 60 s here).
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 /// Requests before the counts are zeroed.
-const WARMUP_REQUESTS: usize = 300;
+pub const WARMUP_REQUESTS: usize = 300;
 
 /// The Envoy binary itself: valgrind must run it, not the virtualenv's
 /// Python launcher (`.venv/bin/envoy` execs `site-packages/envoy/_bin/envoy`).
@@ -80,19 +81,51 @@ pub fn unavailable() -> Option<String> {
 }
 
 /// The total of `callgrind_control -e` output: the sum over its per-thread
-/// lines (`   Th 7   110,501,691`). None when there is no thread line.
+/// lines (`   Th 7   110,501,691`; from thread 10 on the id follows `Th`
+/// without a space, `   Th12   18,941`). None when there is no thread line
+/// or a thread's count cannot be read (a partial sum would be wrong).
 pub fn parse_totals(text: &str) -> Option<u64> {
     let mut total = None;
     for line in text.lines() {
-        let mut words = line.split_whitespace();
-        if words.next() != Some("Th") {
+        let Some(rest) = line.trim_start().strip_prefix("Th") else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let id_len = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if id_len == 0 {
             continue;
         }
-        let _thread = words.next()?;
-        let count: u64 = words.next()?.replace(',', "").parse().ok()?;
+        let count: u64 = rest[id_len..]
+            .split_whitespace()
+            .next()?
+            .replace(',', "")
+            .parse()
+            .ok()?;
         total = Some(total.unwrap_or(0) + count);
     }
     total
+}
+
+/// Whether `callgrind_control` reached `pid`: it exits with 0 even when the
+/// pid is not a callgrind run, and says so only in its output.
+pub fn check_reply(text: &str, pid: u32) -> Result<(), String> {
+    let first = |t: &str| {
+        t.lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    if text.contains("Error:") || text.contains("No active callgrind runs") {
+        return Err(format!("callgrind_control, pid {pid}: {}", first(text)));
+    }
+    if !text.lines().any(|l| l.starts_with(&format!("PID {pid}:"))) {
+        return Err(format!(
+            "callgrind_control did not answer for pid {pid}: {}",
+            first(text)
+        ));
+    }
+    Ok(())
 }
 
 fn free_port() -> Result<u16, String> {
@@ -152,13 +185,18 @@ impl Counted {
         })
     }
 
+    /// Runs `callgrind_control <args> <pid>` and checks that it reached this
+    /// Envoy (see [`check_reply`]).
     fn control(&self, args: &[&str]) -> Result<String, String> {
+        let pid = self.child.id();
         let out = Command::new("callgrind_control")
             .args(args)
-            .arg(self.child.id().to_string())
+            .arg(pid.to_string())
             .output()
             .map_err(|e| format!("callgrind_control: {e}"))?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        check_reply(&text, pid)?;
+        Ok(text)
     }
 
     /// Waits until Envoy answers `bearer`'s request with 200.
@@ -169,8 +207,14 @@ impl Counted {
                 return Err(format!("Envoy under callgrind exited with {status}"));
             }
             if let Ok(mut sender) = connect(self.addr).await {
-                if one_request(&mut sender, bearer).await.is_ok() {
-                    return Ok(());
+                match one_request(&mut sender, bearer).await {
+                    Ok(()) => return Ok(()),
+                    // Envoy listens only once started: any answer but 200
+                    // is the arm failing, not Envoy starting.
+                    Err(e) if e.starts_with("status ") => {
+                        return Err(format!("Envoy under callgrind answered {e}, not 200"));
+                    }
+                    Err(_) => {}
                 }
             }
             if Instant::now() > deadline {
@@ -187,46 +231,78 @@ impl Counted {
         for _ in 0..WARMUP_REQUESTS {
             one_request(&mut sender, bearer).await?;
         }
-        self.control(&["--zero"])?;
+        let zeroed = self.control(&["--zero"])?;
+        if !zeroed.contains("OK.") {
+            return Err(format!("callgrind_control --zero did not confirm: {}", zeroed.trim()));
+        }
         for _ in 0..requests {
             one_request(&mut sender, bearer).await?;
         }
         let text = self.control(&["-e"])?;
-        let total = parse_totals(&text).ok_or_else(|| format!("callgrind_control -e gave no totals: {text}"))?;
+        let total = parse_totals(&text)
+            .filter(|t| *t > 0)
+            .ok_or_else(|| format!("callgrind_control -e gave no totals: {}", text.trim()))?;
         Ok(total as f64 / requests as f64)
     }
 }
 
 /// One (arm, token) pair to count.
 pub struct Job {
+    /// For progress lines (`A3 (32 scopes)`).
+    pub label: String,
     pub config: String,
     pub env: Vec<(String, String)>,
     pub bearer: Arc<String>,
 }
 
-/// Instructions per request of every job, two Envoys at a time, in job
-/// order.
+/// Instructions per request of every job, in job order, two Envoys at a
+/// time (one per CPU of this VM; the next starts as soon as one is done).
+/// The first failure stops the other worker after its current job (every
+/// Envoy is killed on drop) and is returned.
 pub async fn count_all(envoy: &Path, jobs: &[Job], requests: usize) -> Result<Vec<f64>, String> {
-    let mut counts = Vec::with_capacity(jobs.len());
-    for pair in jobs.chunks(2) {
-        let mut running = Vec::new();
-        for job in pair {
-            running.push(Counted::start(envoy, &job.config, &job.env)?);
-        }
-        let mut results = Vec::new();
-        match running.as_mut_slice() {
-            [a, b] => {
-                let (x, y) = tokio::join!(a.count(&pair[0].bearer, requests), b.count(&pair[1].bearer, requests));
-                results.push(x?);
-                results.push(y?);
+    let next = &Cell::new(0usize);
+    let failed: &RefCell<Option<String>> = &RefCell::new(None);
+    let counts: &RefCell<Vec<Option<f64>>> = &RefCell::new(vec![None; jobs.len()]);
+    let worker = || async move {
+        loop {
+            if failed.borrow().is_some() {
+                return;
             }
-            [a] => results.push(a.count(&pair[0].bearer, requests).await?),
-            _ => {}
+            let i = next.get();
+            let Some(job) = jobs.get(i) else { return };
+            next.set(i + 1);
+            let started = Instant::now();
+            let result = match Counted::start(envoy, &job.config, &job.env) {
+                Ok(mut counted) => counted.count(&job.bearer, requests).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(ir) => {
+                    eprintln!(
+                        "  {}: {ir:.0} instructions/request ({:.0} s under callgrind)",
+                        job.label,
+                        started.elapsed().as_secs_f64()
+                    );
+                    counts.borrow_mut()[i] = Some(ir);
+                }
+                Err(e) => {
+                    failed
+                        .borrow_mut()
+                        .get_or_insert(format!("{} under callgrind: {e}", job.label));
+                    return;
+                }
+            }
         }
-        eprintln!("  instructions/request: {results:.0?}");
-        counts.extend(results);
+    };
+    tokio::join!(worker(), worker());
+    if let Some(e) = failed.take() {
+        return Err(e);
     }
-    Ok(counts)
+    counts
+        .take()
+        .into_iter()
+        .map(|c| c.ok_or_else(|| "a callgrind count is missing".to_string()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -240,6 +316,30 @@ mod tests {
         assert_eq!(parse_totals("PID 1: x\n  Totals: Ir\n"), None);
         assert_eq!(parse_totals("   Th 1   12x \n"), None);
         assert_eq!(parse_totals(""), None);
+    }
+
+    #[test]
+    fn totals_include_threads_from_ten_on() {
+        // callgrind_control pads thread ids to two characters: `Th 9`, `Th10`.
+        let text = "PID 77: envoy -c a.json\n\n  Totals:           Ir \n   Th 1    1,000,000 \n   Th 9          500 \n   Th10       20,000 \n   Th12            7 \n\n";
+        assert_eq!(parse_totals(text), Some(1_000_000 + 500 + 20_000 + 7));
+        check_reply(text, 77).unwrap();
+        // One unreadable count makes the whole total unknown.
+        assert_eq!(parse_totals("   Th 1   1,000 \n   Th11   n/a \n"), None);
+    }
+
+    #[test]
+    fn a_missing_pid_is_an_error_not_a_zero() {
+        // What callgrind_control prints (with exit status 0) for a pid that
+        // is not a callgrind run.
+        let text = "Error: Callgrind task with PID/name '999999' not detected.\nSee '/usr/bin/callgrind_control -h' for help.\n";
+        assert_eq!(parse_totals(text), None);
+        let e = check_reply(text, 999_999).unwrap_err();
+        assert!(e.contains("not detected"), "{e}");
+        assert!(check_reply("No active callgrind runs detected.\n", 5).is_err());
+        // An answer for another run is no answer for this one.
+        assert!(check_reply("PID 12: envoy\n  OK.\n", 1).is_err());
+        check_reply("PID 12: envoy -c x.json\n  OK.\n", 12).unwrap();
     }
 
     #[test]
