@@ -849,8 +849,14 @@ async fn count_instructions(
     Ok(None)
 }
 
+/// One reading of arm `a` minus the same reading of arm `b`, same token;
+/// None when either row or reading is missing.
+fn delta(rows: &[Row], a: &str, b: &str, scopes: usize, reading: fn(&Row) -> Option<f64>) -> Option<f64> {
+    Some(reading(find(rows, a, scopes)?)? - reading(find(rows, b, scopes)?)?)
+}
+
 fn ir_delta(rows: &[Row], a: &str, b: &str, scopes: usize) -> Option<f64> {
-    Some(find(rows, a, scopes)?.ir? - find(rows, b, scopes)?.ir?)
+    delta(rows, a, b, scopes, |r| r.ir)
 }
 
 /// ns per instruction at A1's measured rate (6 scopes): CPU µs/request ÷
@@ -893,11 +899,11 @@ fn per_scope(rows: &[Row], id: &str) -> Option<Spread> {
 }
 
 fn rss_delta(rows: &[Row], a: &str, b: &str, scopes: usize) -> Option<f64> {
-    Some(find(rows, a, scopes)?.rss_mb - find(rows, b, scopes)?.rss_mb)
+    delta(rows, a, b, scopes, |r| Some(r.rss_mb))
 }
 
 fn heap_delta(rows: &[Row], a: &str, b: &str, scopes: usize) -> Option<f64> {
-    Some(find(rows, a, scopes)?.heap_mb? - find(rows, b, scopes)?.heap_mb?)
+    delta(rows, a, b, scopes, |r| r.heap_mb)
 }
 
 /// Envoy's live heap (tcmalloc's `allocated`, admin `/memory`), MB.
