@@ -51,19 +51,31 @@ pub fn payload_headers(config: &Config) -> Result<Vec<String>, String> {
     Ok(headers)
 }
 
+/// True when the filter's output `output` (a header name, or a prefix when
+/// `is_prefix`) could produce header `name`.
+fn covers(output: &str, is_prefix: bool, name: &str) -> bool {
+    if is_prefix {
+        name.starts_with(output)
+    } else {
+        name == output
+    }
+}
+
 /// Which of the filter's outputs `header` could be, if any.
 fn emitted_by_filter(config: &Config, header: &str) -> Option<String> {
-    if header.starts_with(&config.scope_header_prefix) {
+    if covers(&config.scope_header_prefix, true, header) {
         return Some(format!("a scope header (`{}*`)", config.scope_header_prefix));
     }
-    if config.subject.as_ref().is_some_and(|(_, name)| name == header) {
+    if config
+        .subject
+        .as_ref()
+        .is_some_and(|(_, name)| covers(name, false, header))
+    {
         return Some("the subject header".into());
     }
     config.claims.iter().find_map(|mapping| match &mapping.target {
-        ClaimTarget::Header { name, .. } if name == header => Some(format!("claim header `{name}`")),
-        ClaimTarget::Prefix(prefix) if header.starts_with(prefix.as_str()) => {
-            Some(format!("a claim header (`{prefix}*`)"))
-        }
+        ClaimTarget::Header { name, .. } if covers(name, false, header) => Some(format!("claim header `{name}`")),
+        ClaimTarget::Prefix(prefix) if covers(prefix, true, header) => Some(format!("a claim header (`{prefix}*`)")),
         _ => None,
     })
 }
@@ -338,13 +350,7 @@ impl RawConfig {
                 errors.push(format!(
                     "{field}: `{name}` can never be allowed: `{p}*` headers are always stripped"
                 ));
-            } else if let Some((out, _)) = outputs.iter().find(|(out, is_prefix)| {
-                if *is_prefix {
-                    name.starts_with(out.as_str())
-                } else {
-                    name == out
-                }
-            }) {
+            } else if let Some((out, _)) = outputs.iter().find(|(out, is_prefix)| covers(out, *is_prefix, name)) {
                 errors.push(format!(
                     "{field}: `{name}` would let a client set the filter's output header `{out}`"
                 ));
