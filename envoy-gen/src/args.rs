@@ -116,7 +116,7 @@ pub struct EcsArgs {
     /// A service's application image; one for every service of the spec.
     #[arg(long = "app-image", value_name = "SERVICE=IMAGE")]
     pub app_images: Vec<String>,
-    /// The port a service's application listens on (default 8080).
+    /// The port a service's application listens on (default: its `port` in the spec, 8080).
     #[arg(long = "app-port", value_name = "SERVICE=PORT")]
     pub app_ports: Vec<String>,
     /// The task execution role, which pulls the images and writes the logs

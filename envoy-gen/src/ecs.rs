@@ -56,7 +56,6 @@ const DRAIN_SECONDS: u32 = 20;
 const STOP_TIMEOUT_SECONDS: u32 = DRAIN_SECONDS + 10;
 /// The frontend's task definition; each service's is `<name>.json`.
 pub const FRONTEND_FILE: &str = "frontend.json";
-pub const DEFAULT_APP_PORT: u16 = 8080;
 const DEFAULT_CPU: u32 = 512;
 const DEFAULT_MEMORY: u32 = 1024;
 const DEFAULT_LOG_GROUP: &str = "/ecs/lattice-jwt";
@@ -400,7 +399,7 @@ fn settings(system: &System, args: &EcsArgs) -> Result<Settings, Vec<Problem>> {
         }
     }
     for service in system.services.iter().filter(|s| !s.calls.is_empty()) {
-        let port = app_ports.get(&service.name).copied().unwrap_or(DEFAULT_APP_PORT);
+        let port = app_ports.get(&service.name).copied().unwrap_or(service.port);
         let sidecar = &service.sidecar;
         if port == sidecar.listen.port || port == sidecar.admin.port {
             problems.push(flag_problem(
@@ -621,7 +620,7 @@ fn service_task(system: &System, settings: &Settings, service: &Service) -> Resu
                 .app_ports
                 .get(&service.name)
                 .copied()
-                .unwrap_or(DEFAULT_APP_PORT),
+                .unwrap_or(service.port),
             protocol: "tcp",
         }],
         environment: Vec::new(),

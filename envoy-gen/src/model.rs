@@ -23,6 +23,11 @@ pub const DEFAULT_NATIVE_MODULE: &str = "/usr/local/lib/envoy/libjwt_scopes_nati
 pub const DEFAULT_SERVICES: [&str; 3] = ["app1", "app2", "app3"];
 /// More trusted proxies than this is a typo.
 pub const MAX_XFF_TRUSTED_HOPS: u32 = 10;
+/// The port an application listens on unless its spec says otherwise.
+pub const DEFAULT_APP_PORT: u16 = 8080;
+/// What Lattice's health checks request unless a service's spec says
+/// otherwise: Lattice's own default.
+pub const DEFAULT_HEALTH_CHECK_PATH: &str = "/";
 /// The methods forwarded unless the spec says otherwise: RFC 9110's, and
 /// PATCH (RFC 5789), without TRACE and CONNECT.
 pub const DEFAULT_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -86,6 +91,9 @@ pub struct Role {
     pub arn: String,
     /// The role's name (the last path segment).
     pub name: String,
+    /// Where the role is named, for problems found by a later rendering.
+    #[serde(skip)]
+    pub origin: Origin,
 }
 
 /// One kind of caller a service admits, validated.
@@ -121,7 +129,18 @@ pub struct SidecarAddresses {
 #[derive(Debug, Clone, Serialize)]
 pub struct Service {
     pub name: String,
+    /// Where the service is named (its `name`, or the flag), for problems
+    /// found by a later rendering.
+    #[serde(skip)]
+    pub origin: Origin,
+    /// The spec's field path of the service (`services[1]`).
+    #[serde(skip)]
+    pub field: String,
     pub path: String,
+    /// The port the application listens on in its task.
+    pub port: u16,
+    /// What Lattice's health checks request from the application.
+    pub health_check_path: String,
     pub upstream: TlsUpstream,
     /// The Lattice service id, when known.
     pub id: Option<String>,
@@ -795,6 +814,7 @@ fn role(c: &mut Checker, field: &str, value: &Located<String>, account: Option<&
             Some(name) => Some(Role {
                 arn: text.to_string(),
                 name: name.to_string(),
+                origin: value.origin.clone(),
             }),
             None => {
                 c.problem(
@@ -819,6 +839,7 @@ fn role(c: &mut Checker, field: &str, value: &Located<String>, account: Option<&
         Some(a) => Some(Role {
             arn: format!("arn:aws:iam::{}:role/{text}", a.value),
             name: text.to_string(),
+            origin: value.origin.clone(),
         }),
         None => {
             c.problem(
@@ -1283,6 +1304,8 @@ struct ServiceEntry {
     name: Located<String>,
     host: Option<Located<String>>,
     path: Option<Located<String>>,
+    port: Option<Located<u16>>,
+    health_check: Option<Located<String>>,
     relations: Relations,
 }
 
@@ -1292,6 +1315,8 @@ impl ServiceEntry {
             name: Located::flag(name, "--service"),
             host,
             path: None,
+            port: None,
+            health_check: None,
             relations: Relations::none(field, Origin::Flag("--service")),
         }
     }
@@ -1358,6 +1383,8 @@ fn services(
                 name,
                 host: s.host,
                 path: s.path,
+                port: s.port,
+                health_check: s.health_check,
             });
         }
     } else {
@@ -1366,6 +1393,8 @@ fn services(
                 name: Located::default(name.to_string()),
                 host: None,
                 path: None,
+                port: None,
+                health_check: None,
                 relations: Relations::none("services".into(), Origin::Default),
             });
         }
@@ -1380,6 +1409,8 @@ fn services(
             name,
             host,
             path,
+            port,
+            health_check,
             relations: related,
         } = entry;
         let field = related.field.clone();
@@ -1469,6 +1500,29 @@ fn services(
                 format!("`{path_value}` is also the path of service `{other}`"),
             );
         }
+        let port = match port {
+            Some(p) if p.value == 0 => {
+                c.problem(&p.origin, format!("{field}.port"), "0 is not a port (1-65535)");
+                DEFAULT_APP_PORT
+            }
+            Some(p) => p.value,
+            None => DEFAULT_APP_PORT,
+        };
+        let health_check_path = match health_check {
+            Some(h) if !is_health_check_path(&h.value) => {
+                c.problem(
+                    &h.origin,
+                    format!("{field}.health_check"),
+                    format!(
+                        "`{}` is not a health-check path Lattice takes (`/`, then letters, digits and `@:%_+.~#?&/=-`, up to 2048 characters)",
+                        h.value.escape_debug()
+                    ),
+                );
+                String::new()
+            }
+            Some(h) => h.value,
+            None => DEFAULT_HEALTH_CHECK_PATH.to_string(),
+        };
         let connect = endpoint.cloned().unwrap_or(SocketAddress {
             address: host.clone(),
             port: 443,
@@ -1480,8 +1534,12 @@ fn services(
                 host,
                 ca: ca.to_string(),
             },
+            origin: name.origin.clone(),
+            field: field.clone(),
             name: name.value,
             path: path_value,
+            port,
+            health_check_path,
             id: None,
             role: None,
             calls: Vec::new(),
@@ -1492,6 +1550,12 @@ fn services(
         relations.push(related);
     }
     (out, relations)
+}
+
+/// A path Lattice's target-group health check takes (its API's pattern:
+/// `^/[a-zA-Z0-9@:%_+.~#?&/=-]*$`, at most 2048 characters).
+fn is_health_check_path(p: &str) -> bool {
+    p.starts_with('/') && p.len() <= 2048 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"@:%_+.~#?&/=-".contains(&b))
 }
 
 fn is_route_prefix(p: &str) -> bool {

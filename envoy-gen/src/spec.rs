@@ -331,6 +331,12 @@ pub struct ServiceSpec {
     pub host: Option<Located<String>>,
     /// Path prefix routed to the service, matched on whole segments (default `/<name>`).
     pub path: Option<Located<String>>,
+    /// The port the application listens on in its task (default 8080): the
+    /// Lattice target group's port and the task's port mapping.
+    pub port: Option<Located<u16>>,
+    /// The path Lattice's health checks request from the application
+    /// (default `/`, Lattice's own default).
+    pub health_check: Option<Located<String>>,
     /// The Lattice service id (`svc-` and 17 hex digits) once it exists; narrows
     /// the callers' identity policies to this service (without it they name
     /// every service of the account).
