@@ -33,7 +33,7 @@ pub fn role_file(name: &str) -> PathBuf {
 
 /// An IAM policy document, with its elements in the order AWS writes them.
 #[derive(Debug, Serialize)]
-struct Document {
+pub struct Document {
     #[serde(rename = "Version")]
     version: &'static str,
     #[serde(rename = "Statement")]
@@ -114,7 +114,41 @@ fn sid_word(name: &str) -> String {
         .collect()
 }
 
-fn service_policy(system: &System, service: &Service) -> Result<Document, String> {
+/// How the documents name roles and services. `envoy-gen policies` names
+/// them by their ARNs ([`ByArn`]); the CloudFormation stack names its own
+/// roles and services as substitutions of its resources, so the documents
+/// are built once, here, for both.
+pub trait Naming {
+    /// A principal of the spec (a role, user or account ARN).
+    fn principal(&self, arn: &str) -> String;
+    /// What an identity policy grants `vpc-lattice-svcs:Invoke` on for
+    /// `service` (the service and every path of it), or `None` when the
+    /// service is not known by name: then every service of the account.
+    fn service(&self, service: &Service) -> Option<String>;
+}
+
+/// The documents as `envoy-gen policies` writes them: principals by ARN,
+/// services by the ARN their spec `id` gives.
+pub struct ByArn<'a> {
+    pub region: &'a str,
+    pub account: &'a str,
+}
+
+impl Naming for ByArn<'_> {
+    fn principal(&self, arn: &str) -> String {
+        arn.to_string()
+    }
+
+    fn service(&self, service: &Service) -> Option<String> {
+        let (region, account) = (self.region, self.account);
+        service
+            .id
+            .as_ref()
+            .map(|id| format!("arn:aws:vpc-lattice:{region}:{account}:service/{id}/*"))
+    }
+}
+
+fn service_policy(system: &System, service: &Service, naming: &dyn Naming) -> Result<Document, String> {
     let mut statements: Vec<Statement> = Vec::new();
     for caller in &service.callers {
         let (word, principal, scopes) = match caller {
@@ -145,7 +179,7 @@ fn service_policy(system: &System, service: &Service) -> Result<Document, String
             n += 1;
             sid = format!("{base}{n}");
         }
-        let mut statement = Statement::allow(sid, Some(aws_principal(&[principal])), "*".into());
+        let mut statement = Statement::allow(sid, Some(aws_principal(&[naming.principal(&principal)])), "*".into());
         if !scopes.is_empty() {
             let headers: serde_json::Map<String, serde_json::Value> = scopes
                 .iter()
@@ -161,51 +195,61 @@ fn service_policy(system: &System, service: &Service) -> Result<Document, String
     Ok(document(statements))
 }
 
-fn network_policy(system: &System) -> Document {
+fn network_policy(system: &System, naming: &dyn Naming) -> Document {
     let network = &system.network;
     if network.anonymous {
         document(vec![Statement::allow("Anyone".into(), Some("*".into()), "*".into())])
     } else if network.principals.is_empty() {
         document(vec![Statement::nobody()])
     } else {
+        let principals: Vec<String> = network.principals.iter().map(|p| naming.principal(p)).collect();
         document(vec![Statement::allow(
             "SpecPrincipals".into(),
-            Some(aws_principal(&network.principals)),
+            Some(aws_principal(&principals)),
             "*".into(),
         )])
     }
 }
 
-/// Renders every document, or says what the spec lacks.
-pub fn render(system: &System) -> Result<Rendered, Vec<Problem>> {
-    let Some(account) = &system.account else {
-        return Err(vec![Problem {
-            origin: Origin::Default,
-            field: "account".into(),
-            message: "is required to render policies (the 12-digit AWS account of the services and roles)".into(),
-        }]);
-    };
-    let bug = |message: String| {
-        vec![Problem {
-            origin: Origin::Default,
-            field: String::new(),
-            message,
-        }]
-    };
-    let region = &system.signing.region;
-    let mut documents: Vec<(PathBuf, Document)> = Vec::new();
-    let mut notes = Vec::new();
-    documents.push((PathBuf::from(NETWORK_FILE), network_policy(system)));
-    for service in &system.services {
-        let doc = service_policy(system, service).map_err(bug)?;
-        documents.push((service_file(&service.name), doc));
-    }
+/// Every document of the system, as JSON values.
+pub struct Documents {
+    /// The service network's auth policy.
+    pub network: Document,
+    /// Each service's auth policy, by service name (spec order).
+    pub services: Vec<(String, Document)>,
+    /// Each calling role's identity policy: the role and its document.
+    pub roles: Vec<(crate::model::Role, Document)>,
+    /// What the user should know (services named by no id).
+    pub notes: Vec<String>,
+}
 
-    // Identity policies: what each role invokes.
-    let service_arn = |s: &Service| match &s.id {
-        Some(id) => format!("arn:aws:vpc-lattice:{region}:{account}:service/{id}/*"),
-        None => format!("arn:aws:vpc-lattice:{region}:{account}:service/*"),
-    };
+fn account_problem() -> Vec<Problem> {
+    vec![Problem {
+        origin: Origin::Default,
+        field: "account".into(),
+        message: "is required to render policies (the 12-digit AWS account of the services and roles)".into(),
+    }]
+}
+
+fn bug(message: String) -> Vec<Problem> {
+    vec![Problem {
+        origin: Origin::Default,
+        field: String::new(),
+        message,
+    }]
+}
+
+impl Document {
+    /// The document as a JSON value (members sorted by name).
+    pub fn to_value(&self) -> Result<serde_json::Value, Vec<Problem>> {
+        serde_json::to_value(self).map_err(|e| bug(format!("bug in envoy-gen: {e}")))
+    }
+}
+
+/// The roles that invoke services, with the services each invokes: the
+/// frontend's role (the services that admit it), then each service's role
+/// (the services it calls).
+pub fn invokers(system: &System) -> Vec<(&crate::model::Role, Vec<&Service>)> {
     let mut invokers: Vec<(&crate::model::Role, Vec<&Service>)> = Vec::new();
     if let Some(role) = &system.frontend.role {
         let targets: Vec<&Service> = system
@@ -217,7 +261,9 @@ pub fn render(system: &System) -> Result<Rendered, Vec<Problem>> {
                     .any(|c| matches!(c, Caller::Frontend { .. } | Caller::Anonymous))
             })
             .collect();
-        invokers.push((role, targets));
+        if !targets.is_empty() {
+            invokers.push((role, targets));
+        }
     }
     for service in &system.services {
         if let Some(role) = &service.role {
@@ -227,17 +273,39 @@ pub fn render(system: &System) -> Result<Rendered, Vec<Problem>> {
             }
         }
     }
+    invokers
+}
+
+/// Builds every document with `naming`, or says what the spec lacks.
+pub fn documents(system: &System, naming: &dyn Naming) -> Result<Documents, Vec<Problem>> {
+    let Some(account) = &system.account else {
+        return Err(account_problem());
+    };
+    let region = &system.signing.region;
+    let network = network_policy(system, naming);
+    let mut services = Vec::new();
+    for service in &system.services {
+        let doc = service_policy(system, service, naming).map_err(bug)?;
+        services.push((service.name.clone(), doc));
+    }
+
+    // Identity policies: what each role invokes.
+    let mut roles: Vec<(crate::model::Role, Document)> = Vec::new();
     let mut unnamed: Vec<&str> = Vec::new();
-    for (role, targets) in invokers {
-        if targets.is_empty() {
-            continue;
+    for (role, targets) in invokers(system) {
+        let mut resources: Vec<String> = Vec::new();
+        for target in &targets {
+            match naming.service(target) {
+                Some(resource) => resources.push(resource),
+                None => {
+                    unnamed.push(target.name.as_str());
+                    resources.push(format!("arn:aws:vpc-lattice:{region}:{account}:service/*"));
+                }
+            }
         }
-        let mut resources: Vec<String> = targets.iter().map(|s| service_arn(s)).collect();
         resources.sort();
         resources.dedup();
-        unnamed.extend(targets.iter().filter(|s| s.id.is_none()).map(|s| s.name.as_str()));
-        let path = role_file(&role.name);
-        if documents.iter().any(|(p, _)| p == &path) {
+        if roles.iter().any(|(r, _)| r.name == role.name) {
             return Err(vec![Problem {
                 origin: Origin::Default,
                 field: "role".into(),
@@ -251,25 +319,54 @@ pub fn render(system: &System) -> Result<Rendered, Vec<Problem>> {
             [one] => serde_json::Value::from(one.as_str()),
             many => serde_json::json!(many),
         };
-        documents.push((
-            path,
-            document(vec![Statement::allow("InvokeLatticeServices".into(), None, resource)]),
-        ));
+        let doc = document(vec![Statement::allow("InvokeLatticeServices".into(), None, resource)]);
+        roles.push((role.clone(), doc));
     }
     unnamed.sort_unstable();
     unnamed.dedup();
+    let mut notes = Vec::new();
     if !unnamed.is_empty() {
         notes.push(format!(
             "note: services without `id` ({}): identity policies name every Lattice service of account {account} for them; add each service's id (aws vpc-lattice list-services) to narrow them",
             unnamed.join(", ")
         ));
     }
+    Ok(Documents {
+        network,
+        services,
+        roles,
+        notes,
+    })
+}
+
+/// Renders every document as `envoy-gen policies` writes it, or says what
+/// the spec lacks.
+pub fn render(system: &System) -> Result<Rendered, Vec<Problem>> {
+    let Some(account) = &system.account else {
+        return Err(account_problem());
+    };
+    let naming = ByArn {
+        region: &system.signing.region,
+        account,
+    };
+    let documents = documents(system, &naming)?;
     let mut files = BTreeMap::new();
-    for (path, doc) in documents {
-        let text = serde_json::to_string_pretty(&doc).map_err(|e| bug(format!("bug in envoy-gen: {e}")))?;
+    let mut add = |path: PathBuf, doc: &Document| -> Result<(), Vec<Problem>> {
+        let text = serde_json::to_string_pretty(doc).map_err(|e| bug(format!("bug in envoy-gen: {e}")))?;
         files.insert(path, text + "\n");
+        Ok(())
+    };
+    add(PathBuf::from(NETWORK_FILE), &documents.network)?;
+    for (name, doc) in &documents.services {
+        add(service_file(name), doc)?;
     }
-    Ok(Rendered { files, notes })
+    for (role, doc) in &documents.roles {
+        add(role_file(&role.name), doc)?;
+    }
+    Ok(Rendered {
+        files,
+        notes: documents.notes,
+    })
 }
 
 /// The `.json` files under `dir` that envoy-gen manages (relative paths).
