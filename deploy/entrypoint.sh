@@ -158,6 +158,20 @@ esac
 
 if given SPEC_FILE; then readable SPEC_FILE "$SPEC_FILE"; fi
 if given LATTICE_CA; then readable LATTICE_CA "$LATTICE_CA"; fi
+# NAME=HOST entries: the DNS names Lattice generated for the services
+# without a custom domain name (envoy-gen checks the names and hosts).
+if given LATTICE_SERVICE_HOSTS; then
+    check_list LATTICE_SERVICE_HOSTS "$LATTICE_SERVICE_HOSTS"
+    old_ifs=$IFS
+    IFS=,
+    for entry in $LATTICE_SERVICE_HOSTS; do
+        case $entry in
+            ?*=?*) ;;
+            *) IFS=$old_ifs; fail "LATTICE_SERVICE_HOSTS: entry \`$entry\` is not NAME=HOST (a service of the spec and the DNS name Lattice gave it)" ;;
+        esac
+    done
+    IFS=$old_ifs
+fi
 # Unset, the spec's `wasm` or envoy-gen's default applies: where this image
 # keeps the filter.
 if given JWT_SCOPES_WASM; then readable JWT_SCOPES_WASM "$JWT_SCOPES_WASM"; fi
@@ -209,6 +223,10 @@ render() {
     if given LISTEN_ADDRESS; then set -- "$@" --listen "$LISTEN_ADDRESS"; fi
     if given ADMIN_ADDRESS; then set -- "$@" --admin "$ADMIN_ADDRESS"; fi
     if given JWT_SCOPES_WASM; then set -- "$@" --wasm "$JWT_SCOPES_WASM"; fi
+    old_ifs=$IFS
+    IFS=,
+    for entry in ${LATTICE_SERVICE_HOSTS:-}; do set -- "$@" --service-host "$entry"; done
+    IFS=$old_ifs
     if [ "$ENVOY_ROLE" = sidecar ]; then
         set -- "$@" --service "$SERVICE_NAME"
     else
@@ -238,7 +256,7 @@ render "$config" || fail "envoy-gen could not render the $ENVOY_ROLE configurati
 come from: --spec SPEC_FILE, --region AWS_REGION, --domain APP_DOMAIN, --issuer JWT_ISSUER, --jwks-uri JWT_JWKS, \
 --audience JWT_AUDIENCE, --client-id JWT_CLIENT_ID, --jwks-ca JWKS_CA, --service SERVICES or SERVICE_NAME, --default-service DEFAULT_SERVICE, \
 --wasm JWT_SCOPES_WASM, --filter JWT_SCOPES_FILTER, --native-module JWT_SCOPES_NATIVE_MODULE, --no-oauth ENABLE_OAUTH=false, --credentials CREDENTIALS_SOURCE, \
---lattice-endpoint LATTICE_ENDPOINT, --lattice-ca LATTICE_CA, --listen LISTEN_ADDRESS, --admin ADMIN_ADDRESS)"
+--lattice-endpoint LATTICE_ENDPOINT, --lattice-ca LATTICE_CA, --service-host LATTICE_SERVICE_HOSTS, --listen LISTEN_ADDRESS, --admin ADMIN_ADDRESS)"
 printf 'entrypoint: rendered the %s configuration to %s; starting Envoy (%s)\n' "$ENVOY_ROLE" "$config" "$ENVOY_MODE" >&2
 
 # --disable-hot-restart: a container restarts by being replaced, and hot

@@ -29,6 +29,11 @@ pub struct LatticeArgs {
     /// CA bundle that verifies Lattice services (default: the system bundle).
     #[arg(long, value_name = "PEM")]
     pub lattice_ca: Option<String>,
+    /// The host of a spec service, overriding its `host` and `<name>.<domain>`: for a service
+    /// without a custom domain name, the DNS name Lattice generated for it
+    /// (`<name>-<id>.<id>.vpc-lattice-svcs.<region>.on.aws`); repeat for several.
+    #[arg(long = "service-host", value_name = "NAME=HOST")]
+    pub service_hosts: Vec<String>,
 }
 
 /// The listener and admin addresses of the Envoy being rendered.

@@ -339,15 +339,20 @@ fn settings(system: &System, args: &EcsArgs) -> Result<Settings, Vec<Problem>> {
              (or give --no-frontend)",
         ));
     }
+    // Every service a `lattice.endpoint` sends elsewhere than its own host
+    // (a service without a host yet would be sent there too).
     let endpoints: Vec<&str> = system
         .services
         .iter()
-        .filter(|s| {
-            s.upstream.connect
-                != SocketAddress {
-                    address: s.upstream.host.clone(),
-                    port: 443,
-                }
+        .filter(|s| match &s.upstream {
+            Some(u) => {
+                u.connect
+                    != SocketAddress {
+                        address: u.host.clone(),
+                        port: 443,
+                    }
+            }
+            None => system.lattice_endpoint.is_some(),
         })
         .map(|s| s.name.as_str())
         .collect();

@@ -2,9 +2,10 @@
 //! (jwt_authn), turns its scopes and subject into headers (jwt_scopes),
 //! routes each path prefix to its Lattice service and signs for it.
 
-use crate::model::System;
+use crate::model::{self, Problem, System};
 use crate::refusals::refusals;
 use crate::render;
+use crate::spec::Origin;
 use minijinja::context;
 use minijinja::value::Serde;
 
@@ -20,10 +21,22 @@ pub const CHALLENGES: [(u16, bool, &str); 3] = [
     (403, true, "Bearer error=\"invalid_token\""),
 ];
 
-pub fn render(system: &System) -> Result<String, String> {
+/// Renders the frontend. It routes to every service, so each needs its
+/// host: a service without one (no custom domain name, and no
+/// `--service-host`) is a problem, named where the spec names the service.
+pub fn render(system: &System) -> Result<String, Vec<Problem>> {
+    let missing: Vec<Problem> = system
+        .services
+        .iter()
+        .filter(|s| s.upstream.is_none())
+        .map(model::no_host)
+        .collect();
+    if !missing.is_empty() {
+        return Err(missing);
+    }
     let default_service = system
         .service(&system.frontend.default_service)
-        .ok_or("bug in envoy-gen: the default service is not a service")?;
+        .ok_or_else(|| bug("the default service is not a service".into()))?;
     // jwt_authn checks no audience at all when it is given none: a provider
     // without audiences is only safe with the filter's client id check.
     if let Some(p) = system
@@ -32,10 +45,7 @@ pub fn render(system: &System) -> Result<String, String> {
         .iter()
         .find(|p| p.audiences.is_empty() && p.client_ids.is_empty())
     {
-        return Err(format!(
-            "bug in envoy-gen: issuer `{}` has neither audiences nor client ids",
-            p.name
-        ));
+        return Err(bug(format!("issuer `{}` has neither audiences nor client ids", p.name)));
     }
     render::envoy(
         "frontend.yaml.j2",
@@ -49,4 +59,17 @@ pub fn render(system: &System) -> Result<String, String> {
             refusals => Serde(refusals(&system.methods)),
         },
     )
+    .map_err(|message| vec![problem(message)])
+}
+
+fn problem(message: String) -> Problem {
+    Problem {
+        origin: Origin::Default,
+        field: String::new(),
+        message,
+    }
+}
+
+fn bug(message: String) -> Vec<Problem> {
+    vec![problem(format!("bug in envoy-gen: {message}"))]
 }

@@ -44,7 +44,8 @@ const BUG: &str = "bug in envoy-gen";
 /// file or a field, and none is a bug; the report of them formats; a spec
 /// that loads gives a filter configuration the filter accepts, policies
 /// whose scope headers are the ones the filter emits, and renders its
-/// frontend, every sidecar and its policies without a bug (sidecars and
+/// frontend, every sidecar and its policies without a bug (the frontend
+/// may only ask for the host of a service without one; sidecars and
 /// policies may still ask for what they need, naming the field).
 pub fn check_spec(data: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(data);
@@ -119,8 +120,17 @@ fn check_system(system: &System) -> Result<(), String> {
         }
     }
 
-    let frontend = frontend::render(system).map_err(|e| format!("the frontend does not render: {e}"))?;
-    ensure!(!frontend.is_empty(), "the frontend renders empty");
+    match frontend::render(system) {
+        Ok(frontend) => ensure!(!frontend.is_empty(), "the frontend renders empty"),
+        Err(problems) => {
+            ensure!(
+                system.services.iter().any(|s| s.upstream.is_none()),
+                "the frontend does not render: {}",
+                report(&problems, None)
+            );
+            check_problems("the frontend", &problems)?;
+        }
+    }
     for service in &system.services {
         if let Err(problems) = sidecar::render(system, &service.name, &ListenArgs::default()) {
             check_problems(&format!("sidecar {}", service.name), &problems)?;

@@ -35,7 +35,7 @@ pub fn load(spec_file: Option<(&Path, &str)>, overrides: &Overrides) -> Result<S
 /// The frontend bootstrap from an optional spec file and the overrides.
 pub fn render_frontend(spec_file: Option<(&Path, &str)>, overrides: &Overrides) -> Result<String, String> {
     let system = load(spec_file, overrides)?;
-    frontend::render(&system).map_err(|e| format!("error: {e}\n"))
+    frontend::render(&system).map_err(|problems| report(&problems, spec_file))
 }
 
 /// Formats problems like a compiler (see [`describe`]), then a summary.

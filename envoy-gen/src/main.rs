@@ -168,7 +168,7 @@ fn run_frontend(command: FrontendCommand) -> Result<(), String> {
     let source = read_spec(&command.spec)?;
     let source = source.as_ref().map(|(p, t)| (p.as_path(), t.as_str()));
     let system = envoy_gen::load(source, &command.overrides)?;
-    let text = frontend::render(&system).map_err(|e| format!("error: {e}\n"))?;
+    let text = frontend::render(&system).map_err(|p| report(&p, source))?;
     emit(command.output.as_deref(), &text)
 }
 

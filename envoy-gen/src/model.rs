@@ -141,7 +141,12 @@ pub struct Service {
     pub port: u16,
     /// What Lattice's health checks request from the application.
     pub health_check_path: String,
-    pub upstream: TlsUpstream,
+    /// Where the frontend and the sidecars reach the service; `None` when
+    /// the service has no custom domain name (neither `host` nor `domain`):
+    /// its Lattice-generated DNS name is known only once it exists, and
+    /// arrives through `--service-host`. The frontend and the sidecars that
+    /// call it refuse to render without one ([`no_host`]).
+    pub upstream: Option<TlsUpstream>,
     /// The Lattice service id, when known.
     pub id: Option<String>,
     pub role: Option<Role>,
@@ -226,6 +231,9 @@ pub struct System {
     /// The services' DNS domain, when the spec or flags give one.
     pub domain: Option<String>,
     pub signing: Signing,
+    /// Where Envoy connects instead of each service's host
+    /// (`lattice.endpoint`, local testing), when given.
+    pub lattice_endpoint: Option<SocketAddress>,
     pub frontend: Frontend,
     pub services: Vec<Service>,
     pub network: Network,
@@ -234,6 +242,20 @@ pub struct System {
 impl System {
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
+    }
+}
+
+/// The problem of a rendering that needs `service`'s host when it has none
+/// (see [`Service::upstream`]), where the service is named.
+pub fn no_host(service: &Service) -> Problem {
+    Problem {
+        origin: service.origin.clone(),
+        field: format!("{}.host", service.field),
+        message: format!(
+            "service `{name}` has no host: give `host`, a `domain`, or --service-host {name}=HOST \
+             (the Lattice service's DNS name; in the image: LATTICE_SERVICE_HOSTS)",
+            name = service.name
+        ),
     }
 }
 
@@ -385,6 +407,7 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
         &mut c,
         spec.services,
         flags,
+        &lattice_flags.service_hosts,
         domain.as_ref(),
         lattice_endpoint.as_ref(),
         &lattice_ca.value,
@@ -499,6 +522,7 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
                 Credentials::Default => "default".into(),
             },
         },
+        lattice_endpoint,
         frontend: Frontend {
             listen,
             admin,
@@ -1338,10 +1362,60 @@ impl Relations {
     }
 }
 
+/// The hosts `--service-host NAME=HOST` gives, by service name, each
+/// checked: NAME one of `names` and given once, HOST a DNS name (lower-cased).
+fn service_hosts(c: &mut Checker, flags: &[String], names: &[&str]) -> BTreeMap<String, String> {
+    const FLAG: &str = "--service-host";
+    let origin = Origin::Flag(FLAG);
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = BTreeMap::new();
+    for value in flags {
+        let Some((name, host)) = value.split_once('=').filter(|(n, h)| !n.is_empty() && !h.is_empty()) else {
+            c.problem(
+                &origin,
+                FLAG,
+                format!(
+                    "`{}` is not NAME=HOST (a service of the spec and its Lattice DNS name)",
+                    value.escape_debug()
+                ),
+            );
+            continue;
+        };
+        if !names.contains(&name) {
+            c.problem(
+                &origin,
+                FLAG,
+                format!(
+                    "`{}` is not a service of the spec ({})",
+                    name.escape_debug(),
+                    names.join(", ")
+                ),
+            );
+            continue;
+        }
+        if seen.contains(&name) {
+            c.problem(&origin, FLAG, format!("service `{name}` is given more than once"));
+            continue;
+        }
+        seen.push(name);
+        if !is_dns_name(host) {
+            c.problem(
+                &origin,
+                FLAG,
+                format!("`{}` (service `{name}`) is not a DNS name", host.escape_debug()),
+            );
+            continue;
+        }
+        out.insert(name.to_string(), host.to_ascii_lowercase());
+    }
+    out
+}
+
 fn services(
     c: &mut Checker,
     spec: Option<OneOrMany<Located<ServiceSpec>>>,
     flags: &FrontendArgs,
+    host_flags: &[String],
     domain: Option<&Located<String>>,
     endpoint: Option<&SocketAddress>,
     ca: &str,
@@ -1400,10 +1474,13 @@ fn services(
         }
     }
 
+    let names: Vec<&str> = entries.iter().map(|e| e.name.value.as_str()).collect();
+    let flag_hosts = service_hosts(c, host_flags, &names);
     let mut out: Vec<Service> = Vec::new();
     let mut relations: Vec<Relations> = Vec::new();
     let mut seen_paths: BTreeMap<String, String> = BTreeMap::new();
-    let mut seen_hosts: BTreeMap<String, String> = BTreeMap::new();
+    // Each host, the service it is of, and whether --service-host gave it.
+    let mut seen_hosts: BTreeMap<String, (String, bool)> = BTreeMap::new();
     for entry in entries {
         let ServiceEntry {
             name,
@@ -1439,8 +1516,12 @@ fn services(
             );
             continue;
         }
-        let host = match (host, domain) {
-            (Some(h), _) => {
+        // --service-host wins over the spec's host and domain; with none of
+        // them the service has no custom domain name (no upstream yet).
+        let flag_host = flag_hosts.get(&name.value).cloned();
+        let host = match (flag_host, host, domain) {
+            (Some(h), _, _) => Some((h, true)),
+            (None, Some(h), _) => {
                 if !is_dns_name(&h.value) {
                     c.problem(
                         &h.origin,
@@ -1449,24 +1530,32 @@ fn services(
                     );
                     continue;
                 }
-                h.value.to_ascii_lowercase()
+                Some((h.value.to_ascii_lowercase(), false))
             }
-            (None, Some(d)) => format!("{}.{}", name.value, d.value.to_ascii_lowercase()),
-            (None, None) => {
-                c.problem(
-                    &name.origin,
-                    format!("{field}.host"),
-                    format!("service `{}` has no host: give `host` or a `domain`", name.value),
-                );
-                continue;
-            }
+            (None, None, Some(d)) => Some((format!("{}.{}", name.value, d.value.to_ascii_lowercase()), false)),
+            (None, None, None) => None,
         };
-        if let Some(other) = seen_hosts.insert(host.clone(), name.value.clone()) {
-            c.problem(
-                &name.origin,
-                format!("{field}.host"),
-                format!("`{host}` is also the host of service `{other}`"),
-            );
+        if let Some((host, flagged)) = &host {
+            if let Some((other, other_flagged)) = seen_hosts.insert(host.clone(), (name.value.clone(), *flagged)) {
+                if *flagged || other_flagged {
+                    let (given, also) = if *flagged {
+                        (name.value.as_str(), other.as_str())
+                    } else {
+                        (other.as_str(), name.value.as_str())
+                    };
+                    c.problem(
+                        &Origin::Flag("--service-host"),
+                        "--service-host",
+                        format!("`{host}` (service `{given}`) is also the host of service `{also}`"),
+                    );
+                } else {
+                    c.problem(
+                        &name.origin,
+                        format!("{field}.host"),
+                        format!("`{host}` is also the host of service `{other}`"),
+                    );
+                }
+            }
         }
         let path = path.unwrap_or_else(|| Located {
             value: format!("/{}", name.value),
@@ -1523,17 +1612,17 @@ fn services(
             Some(h) => h.value,
             None => DEFAULT_HEALTH_CHECK_PATH.to_string(),
         };
-        let connect = endpoint.cloned().unwrap_or(SocketAddress {
-            address: host.clone(),
-            port: 443,
+        let upstream = host.map(|(host, _)| TlsUpstream {
+            cluster: format!("lattice_{}", name.value.replace('-', "_")),
+            connect: endpoint.cloned().unwrap_or(SocketAddress {
+                address: host.clone(),
+                port: 443,
+            }),
+            host,
+            ca: ca.to_string(),
         });
         out.push(Service {
-            upstream: TlsUpstream {
-                cluster: format!("lattice_{}", name.value.replace('-', "_")),
-                connect,
-                host,
-                ca: ca.to_string(),
-            },
+            upstream,
             origin: name.origin.clone(),
             field: field.clone(),
             name: name.value,
@@ -1555,7 +1644,10 @@ fn services(
 /// A path Lattice's target-group health check takes (its API's pattern:
 /// `^/[a-zA-Z0-9@:%_+.~#?&/=-]*$`, at most 2048 characters).
 fn is_health_check_path(p: &str) -> bool {
-    p.starts_with('/') && p.len() <= 2048 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"@:%_+.~#?&/=-".contains(&b))
+    p.starts_with('/')
+        && p.len() <= 2048
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@:%_+.~#?&/=-".contains(&b))
 }
 
 fn is_route_prefix(p: &str) -> bool {

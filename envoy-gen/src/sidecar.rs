@@ -24,10 +24,23 @@ pub fn render(system: &System, name: &str, listen: &ListenArgs) -> Result<String
     let mut service = service.clone();
     service.sidecar = model::sidecar_addresses(&service, listen)?;
     let targets: Vec<&Service> = service.calls.iter().filter_map(|t| system.service(t)).collect();
+    // The sidecar routes by the host of each service it calls.
+    let missing: Vec<Problem> = targets
+        .iter()
+        .filter(|t| t.upstream.is_none())
+        .map(|t| model::no_host(t))
+        .collect();
+    if !missing.is_empty() {
+        return Err(missing);
+    }
     let refusal = if targets.is_empty() {
         format!("refused by the sidecar of {name}: {name} may call no service\n")
     } else {
-        let hosts: Vec<&str> = targets.iter().map(|t| t.upstream.host.as_str()).collect();
+        let hosts: Vec<&str> = targets
+            .iter()
+            .filter_map(|t| t.upstream.as_ref())
+            .map(|u| u.host.as_str())
+            .collect();
         format!(
             "refused by the sidecar of {name}: this host is not a service {name} may call ({})\n",
             hosts.join(", ")

@@ -234,6 +234,9 @@ pub struct Spec {
     /// AWS region of the Lattice services, e.g. `us-west-2`.
     pub region: Option<Located<String>>,
     /// DNS domain of the services: a service's host defaults to `<name>.<domain>`.
+    /// Without it, a service without `host` has no custom domain name: its host
+    /// is the DNS name Lattice generates, given at deploy time with
+    /// `--service-host` (`LATTICE_SERVICE_HOSTS` in the image).
     pub domain: Option<Located<String>>,
     /// Validate OAuth2 bearer tokens (default true). `false` is the reference
     /// sample's deploy without OAuth: requests are only signed.
@@ -327,7 +330,8 @@ pub struct IssuerSpec {
 pub struct ServiceSpec {
     /// Service name (`[a-z0-9][a-z0-9-]*`).
     pub name: Located<String>,
-    /// Lattice service DNS name (default `<name>.<domain>`).
+    /// Lattice service DNS name (default `<name>.<domain>`; with neither, the
+    /// name Lattice generates, given at deploy time with `--service-host`).
     pub host: Option<Located<String>>,
     /// Path prefix routed to the service, matched on whole segments (default `/<name>`).
     pub path: Option<Located<String>>,

@@ -222,9 +222,10 @@ pub fn lattice_sim_config(
         .iter()
         .map(|s| {
             let target = targets.get(&s.name).ok_or(format!("no app for service {}", s.name))?;
+            let upstream = s.upstream.as_ref().ok_or(format!("service {} has no host", s.name))?;
             let mut service = serde_json::json!({
                 "name": s.name,
-                "host": s.upstream.host,
+                "host": upstream.host,
                 "auth_type": "AWS_IAM",
                 "policy_file": policies.join(envoy_gen::policies::service_file(&s.name)),
                 "target": target,
@@ -391,7 +392,10 @@ impl Deployment {
                 })
         };
 
-        let frontend_yaml = step("envoy-gen frontend", envoy_gen::frontend::render(&system))?;
+        let frontend_yaml = step(
+            "envoy-gen frontend",
+            envoy_gen::frontend::render(&system).map_err(|problems| envoy_gen::report(&problems, None)),
+        )?;
         // The build under test is the one rendered (JWT_SCOPES_FILTER=native).
         let native = matches!(crate::frontend::Build::under_test(), crate::frontend::Build::Native(_));
         if native != frontend_yaml.contains("envoy.filters.http.dynamic_modules") {

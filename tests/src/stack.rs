@@ -20,6 +20,7 @@ pub fn local_overrides(domain: &str, region: &str, lattice_port: u16, ca: &Path)
             lattice_ca: Some(ca.display().to_string()),
             credentials: Some(Credentials::Env),
             wasm: Some(filter_wasm().unwrap_or_else(|e| panic!("{e}")).display().to_string()),
+            service_hosts: Vec::new(),
         },
         frontend: FrontendArgs {
             listen: ListenArgs {

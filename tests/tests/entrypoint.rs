@@ -669,6 +669,107 @@ fn cognito_client_ids_come_from_jwt_client_id() {
     assert!(!config.contains("audiences: ["), "{config}");
 }
 
+/// A spec whose services have no custom domain name (no `domain`, no
+/// `host`): Lattice generates their DNS names when the stack creates them,
+/// and the stack hands them to every Envoy container in
+/// LATTICE_SERVICE_HOSTS. app2 calls app1.
+const GENERATED_NAMES_SPEC: &str = "\
+region: us-west-2
+account: \"111122223333\"
+oauth: false
+frontend: {role: frontend}
+services:
+  - name: app1
+    role: app1
+    callers: [{from: frontend}, {from: app2}]
+  - name: app2
+    role: app2
+    calls: [app1]
+    callers: [{from: frontend}]
+";
+const APP1_HOST: &str = "app1-0a1b2c3d4e5f60001.7d67968.vpc-lattice-svcs.us-west-2.on.aws";
+const APP2_HOST: &str = "app2-0a1b2c3d4e5f60002.7d67968.vpc-lattice-svcs.us-west-2.on.aws";
+
+/// The frontend and app2's sidecar render from such a spec with the hosts
+/// from LATTICE_SERVICE_HOSTS, and the real Envoy accepts both
+/// configurations; without the variable neither container starts, and the
+/// message says what to set.
+#[test]
+fn services_without_a_custom_domain_name_take_their_hosts_from_lattice_service_hosts() {
+    let spec_dir = tempfile::tempdir().unwrap();
+    let spec = spec_dir.path().join("spec.yaml");
+    std::fs::write(&spec, GENERATED_NAMES_SPEC).unwrap();
+    let hosts = format!("app1={APP1_HOST},app2={APP2_HOST}");
+    let roles = [
+        vec![("ENVOY_ROLE", "frontend")],
+        vec![("ENVOY_ROLE", "sidecar"), ("SERVICE_NAME", "app2")],
+    ];
+    for role in &roles {
+        let spec = spec.display().to_string();
+        let wasm = wasm();
+        let base: Vec<(&str, &str)> = role
+            .iter()
+            .copied()
+            .chain([("SPEC_FILE", spec.as_str()), ("JWT_SCOPES_WASM", wasm.as_str())])
+            .collect();
+
+        let run_dir = tempfile::tempdir().unwrap();
+        let mut env = vars(&base);
+        env.extend(vars(&[("LATTICE_SERVICE_HOSTS", &hosts), ("ENVOY_MODE", "validate")]));
+        let out = offline_entrypoint(&env, run_dir.path(), &real_envoy())
+            .output()
+            .unwrap();
+        let output = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{role:?}: {output}");
+        assert!(output.contains("OK"), "{role:?}: {output}");
+        let config = std::fs::read_to_string(run_dir.path().join("envoy.yaml")).unwrap();
+        // app1: connected to, verified and signed for under its generated name.
+        for expected in [
+            format!("sni: \"{APP1_HOST}\""),
+            format!("matcher: {{exact: \"{APP1_HOST}\"}}"),
+            format!("host_rewrite_literal: \"{APP1_HOST}\""),
+        ] {
+            assert!(config.contains(&expected), "{role:?}: no {expected} in\n{config}");
+        }
+        // The frontend routes to app2 as well; app2's sidecar never to app2.
+        let frontend = role.contains(&("ENVOY_ROLE", "frontend"));
+        assert_eq!(
+            config.contains(&format!("host_rewrite_literal: \"{APP2_HOST}\"")),
+            frontend,
+            "{role:?}\n{config}"
+        );
+        assert_eq!(config.contains(APP2_HOST), frontend, "{role:?}\n{config}");
+
+        // Without the variable: refused, naming the service and the variable.
+        let run_dir = tempfile::tempdir().unwrap();
+        let mut env = vars(&base);
+        env.push(("ENVOY_MODE".into(), "validate".into()));
+        let out = offline_entrypoint(&env, run_dir.path(), &real_envoy())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{role:?}: {stderr}");
+        for expected in [
+            "services[0].host: service `app1` has no host: give `host`, a `domain`, or --service-host app1=HOST \
+             (the Lattice service's DNS name; in the image: LATTICE_SERVICE_HOSTS)",
+            "--service-host LATTICE_SERVICE_HOSTS",
+        ] {
+            assert!(stderr.contains(expected), "{role:?}: no `{expected}` in\n{stderr}");
+        }
+        // The sidecar needs only app1's host; the frontend needs app2's too.
+        assert_eq!(
+            stderr.contains("service `app2` has no host"),
+            frontend,
+            "{role:?}: {stderr}"
+        );
+        assert!(!run_dir.path().join("envoy.yaml").exists(), "{role:?}");
+    }
+}
+
 /// The same image as app2's sidecar: the spec mounted as a file, the
 /// service named; it signs app2's calls as app2's role and refuses the
 /// hosts app2 may not call.
@@ -816,6 +917,23 @@ fn a_missing_or_invalid_variable_stops_the_container_naming_it() {
             "JWKS_CA=/nonexistent/ca.pem: no readable file",
         ),
         (
+            with(&[("LATTICE_SERVICE_HOSTS", "app1=a.example.com,app2")]),
+            "LATTICE_SERVICE_HOSTS: entry `app2` is not NAME=HOST",
+        ),
+        (
+            with(&[("LATTICE_SERVICE_HOSTS", "app1=a.example.com,,app2=b.example.com")]),
+            "LATTICE_SERVICE_HOSTS=app1=a.example.com,,app2=b.example.com: an entry is empty",
+        ),
+        (
+            vec![
+                ("ENVOY_ROLE", "sidecar"),
+                ("SERVICE_NAME", "app2"),
+                ("SPEC_FILE", spec),
+                ("LATTICE_SERVICE_HOSTS", "=b.example.com"),
+            ],
+            "LATTICE_SERVICE_HOSTS: entry `=b.example.com` is not NAME=HOST",
+        ),
+        (
             with(&[("CREDENTIALS_SOURCE", "instance")]),
             "--credentials CREDENTIALS_SOURCE",
         ),
@@ -871,6 +989,19 @@ fn a_missing_or_invalid_variable_stops_the_container_naming_it() {
         (
             vec![("ENVOY_ROLE", "sidecar"), ("SERVICE_NAME", "app9"), ("SPEC_FILE", spec)],
             "envoy-gen could not render the sidecar configuration",
+        ),
+        (
+            with(&[("LATTICE_SERVICE_HOSTS", "app9=x.example.com")]),
+            "error: --service-host: `app9` is not a service of the spec (app1, app2, app3)",
+        ),
+        (
+            vec![
+                ("ENVOY_ROLE", "sidecar"),
+                ("SERVICE_NAME", "app2"),
+                ("SPEC_FILE", spec),
+                ("LATTICE_SERVICE_HOSTS", "app1=bad_host"),
+            ],
+            "error: --service-host: `bad_host` (service `app1`) is not a DNS name",
         ),
     ];
     for (given, expected) in cases {
