@@ -121,9 +121,6 @@ pub struct EcsArgs {
     /// A service's application image; one for every service of the spec.
     #[arg(long = "app-image", value_name = "SERVICE=IMAGE")]
     pub app_images: Vec<String>,
-    /// The port a service's application listens on (default: its `port` in the spec, 8080).
-    #[arg(long = "app-port", value_name = "SERVICE=PORT")]
-    pub app_ports: Vec<String>,
     /// The task execution role, which pulls the images and writes the logs
     /// (default arn:aws:iam::<account>:role/ecsTaskExecutionRole).
     #[arg(long, value_name = "ARN")]
@@ -131,6 +128,17 @@ pub struct EcsArgs {
     /// The CloudWatch Logs group of every container (default /ecs/lattice-jwt).
     #[arg(long, value_name = "NAME")]
     pub log_group: Option<String>,
+    #[command(flatten)]
+    pub task: TaskArgs,
+}
+
+/// How each task runs, for `envoy-gen ecs` and `envoy-gen cloudformation`
+/// alike (the stack provides the images, roles and log group itself).
+#[derive(Debug, Default, Clone, Args)]
+pub struct TaskArgs {
+    /// The port a service's application listens on (default: its `port` in the spec, 8080).
+    #[arg(long = "app-port", value_name = "SERVICE=PORT")]
+    pub app_ports: Vec<String>,
     /// Prefix of every task definition family (default: the service network's
     /// name and `-`, or none).
     #[arg(long, value_name = "PREFIX")]

@@ -20,7 +20,7 @@
 //! than rendered empty, and serde_json escapes every value. `tests/ecs.rs`
 //! checks the output against the API's model.
 
-use crate::args::{Arch, EcsArgs};
+use crate::args::{Arch, EcsArgs, TaskArgs};
 use crate::model::{Caller, Problem, Role, Service, SocketAddress, System};
 use crate::output;
 use crate::spec::Origin;
@@ -182,13 +182,29 @@ struct Volume {
     name: &'static str,
 }
 
+/// What a deployment gives the task definitions: `envoy-gen ecs` takes
+/// them from its flags, the CloudFormation stack names its own resources.
+#[derive(Debug, Clone, Default)]
+pub struct Provided {
+    /// The lattice-jwt image (the frontend and every sidecar).
+    pub image: String,
+    /// Each service's application image, by service name.
+    pub app_images: BTreeMap<String, String>,
+    pub execution_role_arn: String,
+    pub log_group: String,
+    /// How a task role is named, by the role's ARN in the spec (absent: by
+    /// that ARN).
+    pub role_arns: BTreeMap<String, String>,
+    /// The host of each service that has none in the spec (no custom domain
+    /// name), by service name: `LATTICE_SERVICE_HOSTS` of the Envoys that
+    /// call it.
+    pub lattice_hosts: BTreeMap<String, String>,
+}
+
 /// The command line's settings, checked.
 struct Settings {
-    image: String,
-    app_images: BTreeMap<String, String>,
+    provided: Provided,
     app_ports: BTreeMap<String, u16>,
-    execution_role_arn: String,
-    log_group: String,
     family_prefix: String,
     cpu: u32,
     memory: u32,
@@ -305,9 +321,88 @@ fn is_role_arn(text: &str) -> bool {
     }
 }
 
+/// `envoy-gen ecs`'s settings: the deployment's values from its flags,
+/// then the tasks' own.
 fn settings(system: &System, args: &EcsArgs) -> Result<Settings, Vec<Problem>> {
     let mut problems = Vec::new();
     let account = system.account.as_deref().unwrap_or_default();
+    if let Some(message) = image_problem(&args.image) {
+        problems.push(flag_problem("--image", message));
+    }
+    let app_images = per_service(system, &mut problems, "--app-image", &args.app_images);
+    for (name, image) in &app_images {
+        if let Some(message) = image_problem(image) {
+            problems.push(flag_problem("--app-image", format!("{name}: {message}")));
+        }
+    }
+    let missing: Vec<&str> = system
+        .services
+        .iter()
+        .filter(|s| !app_images.contains_key(&s.name))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        problems.push(flag_problem(
+            "--app-image",
+            format!(
+                "no image for {}: give --app-image SERVICE=IMAGE for every service",
+                missing.join(", ")
+            ),
+        ));
+    }
+    let execution_role_arn = match &args.execution_role {
+        Some(arn) if is_role_arn(arn) => arn.clone(),
+        Some(arn) => {
+            problems.push(flag_problem(
+                "--execution-role",
+                format!("`{arn}` is not an IAM role ARN like arn:aws:iam::111122223333:role/NAME"),
+            ));
+            String::new()
+        }
+        None => format!("arn:aws:iam::{account}:role/{DEFAULT_EXECUTION_ROLE}"),
+    };
+    let log_group = args.log_group.clone().unwrap_or_else(|| DEFAULT_LOG_GROUP.into());
+    // CloudWatch Logs: 1-512 of `[.\-_/#A-Za-z0-9]`.
+    if log_group.is_empty()
+        || log_group.len() > 512
+        || !log_group
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_/#".contains(&b))
+    {
+        problems.push(flag_problem(
+            "--log-group",
+            format!("`{log_group}` is not a log group name (1-512 letters, digits and `.-_/#`)"),
+        ));
+    }
+    let provided = Provided {
+        image: args.image.clone(),
+        app_images,
+        execution_role_arn,
+        log_group,
+        role_arns: BTreeMap::new(),
+        lattice_hosts: BTreeMap::new(),
+    };
+    let hostless: Vec<&str> = system
+        .services
+        .iter()
+        .filter(|s| s.upstream.is_none())
+        .map(|s| s.name.as_str())
+        .collect();
+    if !hostless.is_empty() {
+        problems.push(problem(
+            Origin::Default,
+            "services",
+            format!(
+                "{} have no host (no `host`, no `domain`): give each its Lattice DNS name as `host`, or deploy with \
+                 `envoy-gen cloudformation`, which passes the names to the containers",
+                hostless.join(", ")
+            ),
+        ));
+    }
+    task_settings(system, &args.task, provided, problems)
+}
+
+fn task_settings(system: &System, args: &TaskArgs, provided: Provided, mut problems: Vec<Problem>) -> Result<Settings, Vec<Problem>> {
     if system.account.is_none() {
         problems.push(problem(
             Origin::Default,
@@ -367,30 +462,6 @@ fn settings(system: &System, args: &EcsArgs) -> Result<Settings, Vec<Problem>> {
         ));
     }
 
-    if let Some(message) = image_problem(&args.image) {
-        problems.push(flag_problem("--image", message));
-    }
-    let app_images = per_service(system, &mut problems, "--app-image", &args.app_images);
-    for (name, image) in &app_images {
-        if let Some(message) = image_problem(image) {
-            problems.push(flag_problem("--app-image", format!("{name}: {message}")));
-        }
-    }
-    let missing: Vec<&str> = system
-        .services
-        .iter()
-        .filter(|s| !app_images.contains_key(&s.name))
-        .map(|s| s.name.as_str())
-        .collect();
-    if !missing.is_empty() {
-        problems.push(flag_problem(
-            "--app-image",
-            format!(
-                "no image for {}: give --app-image SERVICE=IMAGE for every service",
-                missing.join(", ")
-            ),
-        ));
-    }
     let mut app_ports = BTreeMap::new();
     for (name, port) in per_service(system, &mut problems, "--app-port", &args.app_ports) {
         match port.parse::<u16>() {
@@ -417,30 +488,6 @@ fn settings(system: &System, args: &EcsArgs) -> Result<Settings, Vec<Problem>> {
         }
     }
 
-    let execution_role_arn = match &args.execution_role {
-        Some(arn) if is_role_arn(arn) => arn.clone(),
-        Some(arn) => {
-            problems.push(flag_problem(
-                "--execution-role",
-                format!("`{arn}` is not an IAM role ARN like arn:aws:iam::111122223333:role/NAME"),
-            ));
-            String::new()
-        }
-        None => format!("arn:aws:iam::{account}:role/{DEFAULT_EXECUTION_ROLE}"),
-    };
-    let log_group = args.log_group.clone().unwrap_or_else(|| DEFAULT_LOG_GROUP.into());
-    // CloudWatch Logs: 1-512 of `[.\-_/#A-Za-z0-9]`.
-    if log_group.is_empty()
-        || log_group.len() > 512
-        || !log_group
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-_/#".contains(&b))
-    {
-        problems.push(flag_problem(
-            "--log-group",
-            format!("`{log_group}` is not a log group name (1-512 letters, digits and `.-_/#`)"),
-        ));
-    }
     let family_prefix = match (&args.family_prefix, &system.network.name) {
         (Some(prefix), _) => prefix.clone(),
         (None, Some(network)) => format!("{network}-"),
@@ -484,14 +531,28 @@ fn settings(system: &System, args: &EcsArgs) -> Result<Settings, Vec<Problem>> {
         }
     }
     if !problems.is_empty() {
+        // Flags in the order the command takes them, each flag's problems
+        // in the order found.
+        const FLAGS: [&str; 9] = [
+            "--image",
+            "--app-image",
+            "--app-port",
+            "--execution-role",
+            "--log-group",
+            "--family-prefix",
+            "--cpu",
+            "--memory",
+            "--lattice-ca",
+        ];
+        problems.sort_by_key(|p| match p.origin {
+            Origin::Flag(flag) => FLAGS.iter().position(|f| *f == flag).unwrap_or(FLAGS.len()),
+            _ => 0,
+        });
         return Err(problems);
     }
     Ok(Settings {
-        image: args.image.clone(),
-        app_images,
+        provided,
         app_ports,
-        execution_role_arn,
-        log_group,
         family_prefix,
         cpu,
         memory,
@@ -504,11 +565,20 @@ fn settings(system: &System, args: &EcsArgs) -> Result<Settings, Vec<Problem>> {
 }
 
 impl Settings {
+    /// `LATTICE_SERVICE_HOSTS` for an Envoy that calls `services`: the
+    /// hosts the deployment gives for those without one in the spec.
+    fn lattice_hosts<'a>(&self, services: impl Iterator<Item = &'a str>) -> Option<KeyValuePair> {
+        let entries: Vec<String> = services
+            .filter_map(|name| self.provided.lattice_hosts.get(name).map(|host| format!("{name}={host}")))
+            .collect();
+        (!entries.is_empty()).then(|| variable("LATTICE_SERVICE_HOSTS", entries.join(",")))
+    }
+
     fn logs(&self, system: &System, family: &str) -> LogConfiguration {
         LogConfiguration {
             log_driver: "awslogs",
             options: BTreeMap::from([
-                ("awslogs-group", self.log_group.clone()),
+                ("awslogs-group", self.provided.log_group.clone()),
                 ("awslogs-region", system.signing.region.clone()),
                 // Streams are <family>/<container>/<task id>.
                 ("awslogs-stream-prefix", family.to_string()),
@@ -538,7 +608,7 @@ impl Settings {
         environment.extend(self.lattice_ca.as_ref().map(|ca| variable("LATTICE_CA", ca.as_str())));
         ContainerDefinition {
             name,
-            image: self.image.clone(),
+            image: self.provided.image.clone(),
             essential: true,
             user: Some(ENVOY_USER),
             readonly_root_filesystem: Some(true),
@@ -564,8 +634,8 @@ impl Settings {
         };
         TaskDefinition {
             family,
-            task_role_arn: role.map(|r| r.arn.clone()),
-            execution_role_arn: self.execution_role_arn.clone(),
+            task_role_arn: role.map(|r| self.provided.role_arns.get(&r.arn).cloned().unwrap_or_else(|| r.arn.clone())),
+            execution_role_arn: self.provided.execution_role_arn.clone(),
             network_mode: "awsvpc",
             requires_compatibilities: ["FARGATE"],
             runtime_platform: RuntimePlatform {
@@ -591,9 +661,11 @@ fn http_url(address: &SocketAddress) -> String {
 
 fn frontend_task(system: &System, settings: &Settings) -> TaskDefinition {
     let family = format!("{}frontend", settings.family_prefix);
+    let mut environment = vec![variable("ENVOY_ROLE", "frontend")];
+    environment.extend(settings.lattice_hosts(system.services.iter().map(|s| s.name.as_str())));
     let envoy = settings.envoy(
         "frontend",
-        vec![variable("ENVOY_ROLE", "frontend")],
+        environment,
         vec![PortMapping {
             name: "http",
             container_port: system.frontend.listen.port,
@@ -610,6 +682,7 @@ fn service_task(system: &System, settings: &Settings, service: &Service) -> Resu
     let family = format!("{}{}", settings.family_prefix, service.name);
     let logs = settings.logs(system, &family);
     let image = settings
+        .provided
         .app_images
         .get(&service.name)
         .ok_or_else(|| format!("bug in envoy-gen: no image for `{}`", service.name))?;
@@ -656,12 +729,14 @@ fn service_task(system: &System, settings: &Settings, service: &Service) -> Resu
             condition: "HEALTHY",
         }];
         containers.push(app);
+        let mut environment = vec![
+            variable("ENVOY_ROLE", "sidecar"),
+            variable("SERVICE_NAME", service.name.as_str()),
+        ];
+        environment.extend(settings.lattice_hosts(service.calls.iter().map(String::as_str)));
         containers.push(settings.envoy(
             "sidecar",
-            vec![
-                variable("ENVOY_ROLE", "sidecar"),
-                variable("SERVICE_NAME", service.name.as_str()),
-            ],
+            environment,
             Vec::new(),
             logs,
         ));
@@ -672,22 +747,53 @@ fn service_task(system: &System, settings: &Settings, service: &Service) -> Resu
 }
 
 /// Every task definition, by file name, or what the spec and flags lack.
-pub fn render(system: &System, args: &EcsArgs) -> Result<output::Files, Vec<Problem>> {
-    let settings = settings(system, args)?;
-    let bug = |message: String| vec![problem(Origin::Default, "", message)];
+/// The task definitions of a deployment: the frontend's (`None`, unless
+/// `--no-frontend`) and each service's, in the ECS API's JSON.
+pub fn task_definitions(
+    system: &System,
+    args: &TaskArgs,
+    provided: Provided,
+) -> Result<Vec<(Option<String>, serde_json::Value)>, Vec<Problem>> {
+    let settings = task_settings(system, args, provided, Vec::new())?;
+    tasks(system, args, &settings)
+        .into_iter()
+        .map(|(name, task)| Ok((name, to_value(&task?)?)))
+        .collect()
+}
+
+fn bug(message: String) -> Vec<Problem> {
+    vec![problem(Origin::Default, "", message)]
+}
+
+fn to_value(task: &TaskDefinition) -> Result<serde_json::Value, Vec<Problem>> {
+    serde_json::to_value(task).map_err(|e| bug(format!("bug in envoy-gen: {e}")))
+}
+
+fn tasks(
+    system: &System,
+    args: &TaskArgs,
+    settings: &Settings,
+) -> Vec<(Option<String>, Result<TaskDefinition, Vec<Problem>>)> {
     let mut tasks = Vec::new();
     if !args.no_frontend {
-        tasks.push((PathBuf::from(FRONTEND_FILE), frontend_task(system, &settings)));
+        tasks.push((None, Ok(frontend_task(system, settings))));
     }
     for service in &system.services {
         tasks.push((
-            service_file(&service.name),
-            service_task(system, &settings, service).map_err(bug)?,
+            Some(service.name.clone()),
+            service_task(system, settings, service).map_err(bug),
         ));
     }
+    tasks
+}
+
+/// Every task definition, by file name, or what the spec and flags lack.
+pub fn render(system: &System, args: &EcsArgs) -> Result<output::Files, Vec<Problem>> {
+    let settings = settings(system, args)?;
     let mut files = output::Files::new();
-    for (path, task) in tasks {
-        let text = serde_json::to_string_pretty(&task).map_err(|e| bug(format!("bug in envoy-gen: {e}")))?;
+    for (name, task) in tasks(system, &args.task, &settings) {
+        let path = name.as_deref().map_or_else(|| PathBuf::from(FRONTEND_FILE), service_file);
+        let text = serde_json::to_string_pretty(&task?).map_err(|e| bug(format!("bug in envoy-gen: {e}")))?;
         files.insert(path, text + "\n");
     }
     Ok(files)

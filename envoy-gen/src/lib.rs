@@ -2,6 +2,7 @@
 //! (`main.rs`) and the integration tests call the same functions.
 
 pub mod args;
+pub mod cloudformation;
 pub mod ecs;
 pub mod envoy;
 pub mod frontend;

@@ -3,8 +3,8 @@
 //! spec (see the README).
 
 use clap::{Args, Parser, Subcommand};
-use envoy_gen::args::{EcsArgs, LatticeArgs, ListenArgs, Overrides};
-use envoy_gen::{ecs, frontend, output, policies, report, sidecar, spec, validate};
+use envoy_gen::args::{EcsArgs, LatticeArgs, ListenArgs, Overrides, TaskArgs};
+use envoy_gen::{cloudformation, ecs, frontend, output, policies, report, sidecar, spec, validate};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -35,6 +35,11 @@ enum Command {
     /// service with its sidecar, as JSON for `aws ecs register-task-definition
     /// --cli-input-json`, or check committed ones.
     Ecs(EcsCommand),
+    /// Render the whole system as a CloudFormation template: the service
+    /// network and services, target groups, listeners, auth policies, IAM
+    /// roles, the ECS cluster, tasks and services, the frontend's load
+    /// balancer, security groups and DNS records; or check a committed one.
+    Cloudformation(CloudformationCommand),
     /// Check a rendered configuration with the real Envoy (`envoy --mode validate`).
     ///
     /// On this machine: the files a configuration rendered for another host names are read
@@ -122,6 +127,31 @@ struct EcsCommand {
     check: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct CloudformationCommand {
+    /// YAML spec file: the one the image holds at /etc/lattice-jwt/spec.yaml.
+    #[arg(long, value_name = "FILE")]
+    spec: PathBuf,
+    #[command(flatten)]
+    task: TaskArgs,
+    /// A network stack, one stack per service and the frontend's, tied by
+    /// exports and imports: -o and --check then name a directory.
+    #[arg(long)]
+    split: bool,
+    /// Write the template here (a directory with --split; only when rendering succeeds).
+    #[arg(
+        short,
+        long,
+        value_name = "PATH",
+        required_unless_present = "check",
+        conflicts_with = "check"
+    )]
+    output: Option<PathBuf>,
+    /// Compare the committed template (a directory with --split) with the spec; exit 1 on any difference.
+    #[arg(long, value_name = "PATH")]
+    check: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -129,6 +159,7 @@ fn main() -> ExitCode {
         Command::Sidecar(command) => run_sidecar(command),
         Command::Policies(command) => run_policies(command),
         Command::Ecs(command) => run_ecs(command),
+        Command::Cloudformation(command) => run_cloudformation(command),
         Command::Validate(args) => validate::run(&args),
         Command::Schema { output } => spec::schema()
             .map_err(|e| format!("error: {e}\n"))
@@ -244,5 +275,22 @@ fn run_ecs(command: EcsCommand) -> Result<(), String> {
         "`envoy-gen ecs --spec ... -o DIR` with the same flags",
         |dir| ecs::drift(dir, &files),
         |dir| ecs::write(dir, &files),
+    )
+}
+
+fn run_cloudformation(command: CloudformationCommand) -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(&command.spec).map_err(|e| format!("error: {}: {e}\n", command.spec.display()))?;
+    let source = Some((command.spec.as_path(), text.as_str()));
+    let system = envoy_gen::load(source, &Overrides::default())?;
+    let rendered =
+        cloudformation::render(&system, &command.task, command.split).map_err(|p| report(&p, source))?;
+    write_or_check(
+        command.output.as_deref(),
+        command.check.as_deref(),
+        if command.split { "the stacks" } else { "the template" },
+        "`envoy-gen cloudformation --spec ... -o PATH` with the same flags",
+        |path| cloudformation::drift(path, &rendered, command.split),
+        |path| cloudformation::write(path, &rendered, command.split),
     )
 }

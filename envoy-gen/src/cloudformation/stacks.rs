@@ -463,10 +463,64 @@ fn order(mut pending: Vec<Stack>) -> Result<Vec<Stack>, Vec<String>> {
     Ok(ordered)
 }
 
+/// A template value written with its members in the order people read
+/// CloudFormation in: the sections from `AWSTemplateFormatVersion` to
+/// `Outputs`, a resource's `Type` first, a policy's `Version` before its
+/// `Statement`, a statement's `Sid`, `Effect`, `Principal`, `Action`,
+/// `Resource`; anything else by name.
+struct Ordered<'a>(&'a Value);
+
+const FIRST_MEMBERS: [&str; 17] = [
+    "AWSTemplateFormatVersion",
+    "Type",
+    "Name",
+    "Key",
+    "Description",
+    "Parameters",
+    "Rules",
+    "Conditions",
+    "Resources",
+    "Outputs",
+    "Version",
+    "Statement",
+    "Sid",
+    "Effect",
+    "Principal",
+    "Action",
+    "Resource",
+];
+
+impl serde::Serialize for Ordered<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.0 {
+            Value::Object(map) => {
+                let mut members: Vec<(&String, &Value)> = map.iter().collect();
+                members.sort_by_key(|(key, _)| {
+                    (
+                        FIRST_MEMBERS
+                            .iter()
+                            .position(|first| first == key)
+                            .unwrap_or(FIRST_MEMBERS.len()),
+                        key.as_str(),
+                    )
+                });
+                let mut out = serializer.serialize_map(Some(members.len()))?;
+                for (key, value) in members {
+                    out.serialize_entry(key, &Ordered(value))?;
+                }
+                out.end()
+            }
+            Value::Array(items) => serializer.collect_seq(items.iter().map(Ordered)),
+            other => other.serialize(serializer),
+        }
+    }
+}
+
 /// The template as YAML, with the comments that say why a check is
 /// skipped before the resources they concern, and `header` on top.
 pub fn to_yaml(stack: &Stack, header: &str) -> Result<String, String> {
-    let text = serde_saphyr::to_string(&stack.template)
+    let text = serde_saphyr::to_string(&Ordered(&stack.template))
         .map_err(|e| format!("bug in envoy-gen: the template cannot be written as YAML: {e}"))?;
     let mut out = String::from(header);
     for line in text.lines() {
