@@ -402,7 +402,12 @@ fn settings(system: &System, args: &EcsArgs) -> Result<Settings, Vec<Problem>> {
     task_settings(system, &args.task, provided, problems)
 }
 
-fn task_settings(system: &System, args: &TaskArgs, provided: Provided, mut problems: Vec<Problem>) -> Result<Settings, Vec<Problem>> {
+fn task_settings(
+    system: &System,
+    args: &TaskArgs,
+    provided: Provided,
+    mut problems: Vec<Problem>,
+) -> Result<Settings, Vec<Problem>> {
     if system.account.is_none() {
         problems.push(problem(
             Origin::Default,
@@ -569,7 +574,12 @@ impl Settings {
     /// hosts the deployment gives for those without one in the spec.
     fn lattice_hosts<'a>(&self, services: impl Iterator<Item = &'a str>) -> Option<KeyValuePair> {
         let entries: Vec<String> = services
-            .filter_map(|name| self.provided.lattice_hosts.get(name).map(|host| format!("{name}={host}")))
+            .filter_map(|name| {
+                self.provided
+                    .lattice_hosts
+                    .get(name)
+                    .map(|host| format!("{name}={host}"))
+            })
             .collect();
         (!entries.is_empty()).then(|| variable("LATTICE_SERVICE_HOSTS", entries.join(",")))
     }
@@ -634,7 +644,13 @@ impl Settings {
         };
         TaskDefinition {
             family,
-            task_role_arn: role.map(|r| self.provided.role_arns.get(&r.arn).cloned().unwrap_or_else(|| r.arn.clone())),
+            task_role_arn: role.map(|r| {
+                self.provided
+                    .role_arns
+                    .get(&r.arn)
+                    .cloned()
+                    .unwrap_or_else(|| r.arn.clone())
+            }),
             execution_role_arn: self.provided.execution_role_arn.clone(),
             network_mode: "awsvpc",
             requires_compatibilities: ["FARGATE"],
@@ -694,11 +710,7 @@ fn service_task(system: &System, settings: &Settings, service: &Service) -> Resu
         readonly_root_filesystem: None,
         port_mappings: vec![PortMapping {
             name: "app",
-            container_port: settings
-                .app_ports
-                .get(&service.name)
-                .copied()
-                .unwrap_or(service.port),
+            container_port: settings.app_ports.get(&service.name).copied().unwrap_or(service.port),
             protocol: "tcp",
         }],
         environment: Vec::new(),
@@ -734,12 +746,7 @@ fn service_task(system: &System, settings: &Settings, service: &Service) -> Resu
             variable("SERVICE_NAME", service.name.as_str()),
         ];
         environment.extend(settings.lattice_hosts(service.calls.iter().map(String::as_str)));
-        containers.push(settings.envoy(
-            "sidecar",
-            environment,
-            Vec::new(),
-            logs,
-        ));
+        containers.push(settings.envoy("sidecar", environment, Vec::new(), logs));
     } else {
         containers.push(app);
     }
@@ -769,11 +776,10 @@ fn to_value(task: &TaskDefinition) -> Result<serde_json::Value, Vec<Problem>> {
     serde_json::to_value(task).map_err(|e| bug(format!("bug in envoy-gen: {e}")))
 }
 
-fn tasks(
-    system: &System,
-    args: &TaskArgs,
-    settings: &Settings,
-) -> Vec<(Option<String>, Result<TaskDefinition, Vec<Problem>>)> {
+/// A task definition, by the service it runs (`None`: the frontend).
+type Task = (Option<String>, Result<TaskDefinition, Vec<Problem>>);
+
+fn tasks(system: &System, args: &TaskArgs, settings: &Settings) -> Vec<Task> {
     let mut tasks = Vec::new();
     if !args.no_frontend {
         tasks.push((None, Ok(frontend_task(system, settings))));
@@ -792,7 +798,9 @@ pub fn render(system: &System, args: &EcsArgs) -> Result<output::Files, Vec<Prob
     let settings = settings(system, args)?;
     let mut files = output::Files::new();
     for (name, task) in tasks(system, &args.task, &settings) {
-        let path = name.as_deref().map_or_else(|| PathBuf::from(FRONTEND_FILE), service_file);
+        let path = name
+            .as_deref()
+            .map_or_else(|| PathBuf::from(FRONTEND_FILE), service_file);
         let text = serde_json::to_string_pretty(&task?).map_err(|e| bug(format!("bug in envoy-gen: {e}")))?;
         files.insert(path, text + "\n");
     }

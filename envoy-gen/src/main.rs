@@ -283,8 +283,7 @@ fn run_cloudformation(command: CloudformationCommand) -> Result<(), String> {
         std::fs::read_to_string(&command.spec).map_err(|e| format!("error: {}: {e}\n", command.spec.display()))?;
     let source = Some((command.spec.as_path(), text.as_str()));
     let system = envoy_gen::load(source, &Overrides::default())?;
-    let rendered =
-        cloudformation::render(&system, &command.task, command.split).map_err(|p| report(&p, source))?;
+    let rendered = cloudformation::render(&system, &command.task, command.split).map_err(|p| report(&p, source))?;
     write_or_check(
         command.output.as_deref(),
         command.check.as_deref(),

@@ -1,8 +1,12 @@
 //! Every spec in `envoy/examples/` renders exactly to the committed files in
 //! `envoy/generated/<name>/`: `frontend.yaml`, and for a spec with an
 //! `account` (a whole system) `sidecar-<service>.yaml` for each service,
-//! the `policies/` and the ECS task definitions in `ecs/` (rendered with
-//! [`ecs_flags`]). The real Envoy loads each configuration.
+//! the `policies/`, the ECS task definitions in `ecs/` (rendered with
+//! [`ecs_flags`]) and the CloudFormation stack in `cloudformation/`
+//! (`stack.yaml`, and `split/` for `--split`). A service without a host
+//! (no custom domain name) is rendered with the DNS name [`lattice_hosts`]
+//! gives it, as the stack passes Lattice's. The real Envoy loads each
+//! configuration.
 //! `make generate` (UPDATE_GOLDEN=1) rewrites the committed files.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -25,7 +29,7 @@ fn examples() -> Vec<(String, PathBuf)> {
     out
 }
 
-fn render(spec: &Path, args: &[&str]) -> String {
+fn render(spec: &Path, args: &[String]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_envoy-gen"))
         .args(args)
         .arg("--spec")
@@ -60,6 +64,26 @@ fn ecs_flags(name: &str, system: &envoy_gen::model::System) -> Vec<String> {
     flags
 }
 
+/// `--service-host` for each service without a host in the spec: a name
+/// of the form VPC Lattice generates, as the CloudFormation stack passes it
+/// to the containers.
+fn lattice_hosts(system: &envoy_gen::model::System) -> Vec<String> {
+    system
+        .services
+        .iter()
+        .filter(|s| s.upstream.is_none())
+        .flat_map(|s| {
+            [
+                "--service-host".to_string(),
+                format!(
+                    "{}={}-0a1b2c3d4e5f60789.7d67968.vpc-lattice-svcs.{}.on.aws",
+                    s.name, s.name, system.signing.region
+                ),
+            ]
+        })
+        .collect()
+}
+
 /// `envoy-gen <args>` writing into `dir` (`UPDATE_GOLDEN`) or checking it;
 /// the error output on drift.
 fn write_or_check(args: &[String], dir: &Path, update: bool) -> Option<String> {
@@ -78,23 +102,50 @@ fn generated_files_match_the_generator() {
     let mut drifted = Vec::new();
     for (name, spec) in examples() {
         let dir = root().join("envoy/generated").join(&name);
-        let mut outputs = vec![("frontend.yaml".to_string(), render(&spec, &["frontend"]))];
         let text = std::fs::read_to_string(&spec).unwrap();
         let system = envoy_gen::load(Some((&spec, &text)), &Default::default()).unwrap();
+        let hosts = lattice_hosts(&system);
+        let mut frontend = vec!["frontend".to_string()];
+        frontend.extend(hosts.iter().cloned());
+        let mut outputs = vec![("frontend.yaml".to_string(), render(&spec, &frontend))];
         if system.account.is_some() {
             for service in &system.services {
-                outputs.push((
-                    format!("sidecar-{}.yaml", service.name),
-                    render(&spec, &["sidecar", "--service", &service.name]),
-                ));
+                let mut sidecar = vec!["sidecar".to_string(), "--service".into(), service.name.clone()];
+                sidecar.extend(hosts.iter().cloned());
+                outputs.push((format!("sidecar-{}.yaml", service.name), render(&spec, &sidecar)));
             }
             let spec_args = |command: &str| vec![command.to_string(), "--spec".into(), spec.display().to_string()];
             drifted.extend(write_or_check(&spec_args("policies"), &dir.join("policies"), update));
-            if system.frontend.role.is_some() {
+            // Without a frontend role, the services alone (the reference
+            // deployed without OAuth).
+            let no_frontend: Vec<String> = system
+                .frontend
+                .role
+                .is_none()
+                .then(|| "--no-frontend".to_string())
+                .into_iter()
+                .collect();
+            // The ECS task definitions need every host in the spec.
+            if hosts.is_empty() {
                 let mut args = spec_args("ecs");
                 args.extend(ecs_flags(&name, &system));
+                args.extend(no_frontend.iter().cloned());
                 drifted.extend(write_or_check(&args, &dir.join("ecs"), update));
             }
+            let mut args = spec_args("cloudformation");
+            args.extend(no_frontend.iter().cloned());
+            // Custom domain names have certificates of a private CA (the
+            // reference's ACM Private CA), which the image holds.
+            if hosts.is_empty() {
+                args.extend(["--lattice-ca".into(), "/etc/lattice-jwt/lattice-ca.pem".into()]);
+            }
+            let cloudformation = dir.join("cloudformation");
+            if update {
+                std::fs::create_dir_all(&cloudformation).unwrap();
+            }
+            drifted.extend(write_or_check(&args, &cloudformation.join("stack.yaml"), update));
+            args.push("--split".into());
+            drifted.extend(write_or_check(&args, &cloudformation.join("split"), update));
         }
         for (file, rendered) in outputs {
             let golden = dir.join(file);

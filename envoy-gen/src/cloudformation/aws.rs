@@ -125,7 +125,11 @@ pub fn check(system: &System, task: &TaskArgs, split: bool) -> Result<Names, Vec
     }
     let export_prefix = system.network.name.clone().unwrap_or_else(|| "lattice-jwt".into());
     if split && system.services.is_empty() {
-        problems.push(problem(&Origin::Flag("--split"), "--split", "the spec has no service".into()));
+        problems.push(problem(
+            &Origin::Flag("--split"),
+            "--split",
+            "the spec has no service".into(),
+        ));
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -149,7 +153,10 @@ fn role_account_and_path(arn: &str) -> Option<(&str, String)> {
 
 /// `Metadata` that skips checkov checks, each with its reason.
 pub fn checkov_skip(checks: &[(&str, &str)]) -> Value {
-    let skip: Vec<Value> = checks.iter().map(|(id, why)| json!({"id": id, "comment": why})).collect();
+    let skip: Vec<Value> = checks
+        .iter()
+        .map(|(id, why)| json!({"id": id, "comment": why}))
+        .collect();
     json!({"checkov": {"skip": skip}})
 }
 
@@ -350,13 +357,14 @@ pub fn service_role(principal: &str, description: &str, managed_policy: &str) ->
 /// The port of the container port mapping `name` in a task definition
 /// (CloudFormation's shape).
 fn container_port(task: &Value, name: &str) -> Result<u64, String> {
-    task["Properties"]["ContainerDefinitions"]
+    let member = |value: &Value, key: &str| value.get(key).cloned().unwrap_or_default();
+    member(&member(task, "Properties"), "ContainerDefinitions")
         .as_array()
         .into_iter()
         .flatten()
-        .flat_map(|c| c["PortMappings"].as_array().into_iter().flatten())
-        .find(|m| m["Name"] == name)
-        .and_then(|m| m["ContainerPort"].as_u64())
+        .flat_map(|c| member(c, "PortMappings").as_array().cloned().unwrap_or_default())
+        .find(|m| member(m, "Name") == name)
+        .and_then(|m| member(&m, "ContainerPort").as_u64())
         .ok_or_else(|| format!("bug in envoy-gen: no port mapping `{name}` in a task definition"))
 }
 
@@ -364,9 +372,10 @@ fn task_definition(definition: Value) -> Value {
     json!({"Type": "AWS::ECS::TaskDefinition", "Properties": definition})
 }
 
-/// An ECS service on Fargate in the private subnets.
-fn ecs_service(task: &str, security_group: &str, depends_on: &str) -> Value {
-    json!({
+/// An ECS service on Fargate in the private subnets, with `extra`
+/// properties (how its tasks are reached).
+fn ecs_service(task: &str, security_group: &str, depends_on: &str, extra: Value) -> Value {
+    let mut service = json!({
         "Type": "AWS::ECS::Service",
         "DependsOn": [depends_on],
         "Properties": {
@@ -387,7 +396,13 @@ fn ecs_service(task: &str, security_group: &str, depends_on: &str) -> Value {
                 },
             },
         },
-    })
+    });
+    if let (Some(properties), Value::Object(extra)) =
+        (service.get_mut("Properties").and_then(Value::as_object_mut), extra)
+    {
+        properties.extend(extra);
+    }
+    service
 }
 
 /// The ingress rule that lets `source`'s tasks use the service network.
@@ -414,11 +429,15 @@ pub fn service(g: &mut Graph, service: &Service, definition: Value, auth_policy:
     let id = |what: &str| service_id(service, what);
     let task = task_definition(definition);
     let port = container_port(&task, "app")?;
-    let mut properties = json!({"Name": service.name, "AuthType": "AWS_IAM"});
-    if let Some(upstream) = &service.upstream {
-        properties["CustomDomainName"] = upstream.host.clone().into();
-        properties["CertificateArn"] = json!({"Ref": id("CertificateArn")});
-    }
+    let properties = match &service.upstream {
+        Some(upstream) => json!({
+            "Name": service.name,
+            "AuthType": "AWS_IAM",
+            "CustomDomainName": upstream.host,
+            "CertificateArn": {"Ref": id("CertificateArn")},
+        }),
+        None => json!({"Name": service.name, "AuthType": "AWS_IAM"}),
+    };
     g.resource(
         &id("Service"),
         &owner,
@@ -516,12 +535,16 @@ pub fn service(g: &mut Graph, service: &Service, definition: Value, auth_policy:
         )?;
     }
     g.resource(&id("TaskDefinition"), &owner, &part, task)?;
-    let mut ecs = ecs_service(&id("TaskDefinition"), &id("SecurityGroup"), &id("Listener"));
-    ecs["Properties"]["VpcLatticeConfigurations"] = json!([{
-        "RoleArn": {"Fn::GetAtt": ["EcsInfrastructureRole", "Arn"]},
-        "TargetGroupArn": {"Fn::GetAtt": [id("TargetGroup"), "Arn"]},
-        "PortName": "app",
-    }]);
+    let ecs = ecs_service(
+        &id("TaskDefinition"),
+        &id("SecurityGroup"),
+        &id("Listener"),
+        json!({"VpcLatticeConfigurations": [{
+            "RoleArn": {"Fn::GetAtt": ["EcsInfrastructureRole", "Arn"]},
+            "TargetGroupArn": {"Fn::GetAtt": [id("TargetGroup"), "Arn"]},
+            "PortName": "app",
+        }]}),
+    );
     g.resource(&id("EcsService"), &owner, &part, ecs)?;
     let dns_name = json!({"Fn::GetAtt": [id("Service"), "DnsEntry.DomainName"]});
     if let Some(upstream) = &service.upstream {
@@ -636,7 +659,8 @@ pub fn frontend(g: &mut Graph, system: &System, definition: Value) -> Result<(),
     g.comments.insert(
         "LoadBalancer".into(),
         vec![
-            "checkov CKV_AWS_91 (access logs in S3) is skipped: they need a bucket of your organisation, and the".into(),
+            "checkov CKV_AWS_91 (access logs in S3) is skipped: they need a bucket of your organisation, and the"
+                .into(),
             "frontend already writes one JSON line per request (with the verified subject) to the log group.".into(),
         ],
     );
@@ -678,13 +702,19 @@ pub fn frontend(g: &mut Graph, system: &System, definition: Value) -> Result<(),
         }),
     )?;
     g.resource("FrontendTaskDefinition", owner, &part, task)?;
-    let mut ecs = ecs_service("FrontendTaskDefinition", "FrontendSecurityGroup", "LoadBalancerListener");
-    ecs["Properties"]["LoadBalancers"] = json!([{
-        "ContainerName": "frontend",
-        "ContainerPort": port,
-        "TargetGroupArn": {"Ref": "LoadBalancerTargetGroup"},
-    }]);
-    ecs["Properties"]["HealthCheckGracePeriodSeconds"] = 60.into();
+    let ecs = ecs_service(
+        "FrontendTaskDefinition",
+        "FrontendSecurityGroup",
+        "LoadBalancerListener",
+        json!({
+            "LoadBalancers": [{
+                "ContainerName": "frontend",
+                "ContainerPort": port,
+                "TargetGroupArn": {"Ref": "LoadBalancerTargetGroup"},
+            }],
+            "HealthCheckGracePeriodSeconds": 60,
+        }),
+    );
     g.resource("FrontendEcsService", owner, &part, ecs)?;
     let url = match &system.domain {
         Some(domain) => {

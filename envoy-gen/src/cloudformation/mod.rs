@@ -177,13 +177,14 @@ fn graph(system: &System, task: &TaskArgs, names: &Names) -> Result<Graph, Vec<P
     // policy names its callers' roles and their identity policies name the
     // services: with the roles first, no two stacks need each other).
     for role in names.roles.values() {
-        let result = g.resource(
-            &role_id(role),
-            &format!("role `{}`", role.name),
-            &Part::Network,
-            aws::task_role(role, system),
-        )
-        .and_then(|()| aws::role_output(&mut g, role));
+        let result = g
+            .resource(
+                &role_id(role),
+                &format!("role `{}`", role.name),
+                &Part::Network,
+                aws::task_role(role, system),
+            )
+            .and_then(|()| aws::role_output(&mut g, role));
         claim(result, &role.origin, "role");
     }
     let naming = StackNaming { roles: &names.roles };
@@ -251,7 +252,13 @@ fn graph(system: &System, task: &TaskArgs, names: &Names) -> Result<Graph, Vec<P
                     .iter()
                     .find(|(n, _)| n == &service.name)
                     .map(|(n, d)| (d, n))
-                    .ok_or_else(|| vec![problem(&Origin::Default, "", "bug in envoy-gen: a service without its auth policy".into())])?;
+                    .ok_or_else(|| {
+                        vec![problem(
+                            &Origin::Default,
+                            "",
+                            "bug in envoy-gen: a service without its auth policy".into(),
+                        )]
+                    })?;
                 let auth = stacks::substitute(auth.to_value()?);
                 let result = aws::service(&mut g, service, definition, auth);
                 claim(result, &service.origin, &format!("{}.name", service.field));
@@ -335,22 +342,21 @@ fn network(g: &mut Graph, system: &System) -> Result<(), String> {
         &part,
         json!({
             "Type": "AWS::Logs::LogGroup",
+            "Metadata": aws::checkov_skip(&[(
+                "CKV_AWS_158",
+                "CloudWatch Logs encrypts at rest; the logs hold no token, secret or signature",
+            )]),
             "Properties": {"RetentionInDays": aws::LOG_RETENTION_DAYS},
         }),
     )?;
     g.comments.insert(
         "LogGroup".into(),
         vec![
-            "checkov CKV_AWS_158 (a KMS key of your own) is skipped: CloudWatch Logs encrypts every log group at rest".into(),
+            "checkov CKV_AWS_158 (a KMS key of your own) is skipped: CloudWatch Logs encrypts every log group at rest"
+                .into(),
             "with a key of its own, and the access log holds no token, secret or signature.".into(),
         ],
     );
-    if let Some((_, body)) = g.resources.get_mut("LogGroup") {
-        body["Metadata"] = aws::checkov_skip(&[(
-            "CKV_AWS_158",
-            "CloudWatch Logs encrypts at rest; the logs hold no token, secret or signature",
-        )]);
-    }
     g.resource(
         "TaskExecutionRole",
         "the task execution role",

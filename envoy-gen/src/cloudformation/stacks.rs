@@ -196,7 +196,11 @@ impl Walk<'_> {
         match value {
             Value::Array(items) => Value::Array(items.iter().map(|v| self.value(v)).collect()),
             Value::Object(map) if map.len() == 1 => {
-                let (key, inner) = map.iter().next().map(|(k, v)| (k.as_str(), v)).unwrap_or(("", &Value::Null));
+                let (key, inner) = map
+                    .iter()
+                    .next()
+                    .map(|(k, v)| (k.as_str(), v))
+                    .unwrap_or(("", &Value::Null));
                 match (key, inner) {
                     ("Ref", Value::String(name)) => {
                         let reference = Reference {
@@ -285,6 +289,9 @@ impl Walk<'_> {
     }
 }
 
+/// What a stack imports: each resource (and attribute) of another part.
+type Imports = BTreeSet<(Part, Reference)>;
+
 /// One rendered template: its file name (with `--split`), its text, and
 /// the stacks it imports from.
 #[derive(Debug)]
@@ -296,7 +303,7 @@ pub struct Stack {
 }
 
 /// The template of `parts` (all of them in one stack, or one part).
-fn stack(graph: &Graph, part: &Part, split: bool, prefix: &str) -> Result<(Stack, BTreeSet<(Part, Reference)>), Vec<String>> {
+fn stack(graph: &Graph, part: &Part, split: bool, prefix: &str) -> Result<(Stack, Imports), Vec<String>> {
     let mut walk = Walk {
         graph,
         part,
@@ -358,7 +365,10 @@ fn stack(graph: &Graph, part: &Part, split: bool, prefix: &str) -> Result<(Stack
         .collect();
     let description = match (split, part) {
         (false, _) => graph.description.clone(),
-        (true, Part::Network) => format!("{}: the service network and what every service shares", graph.description),
+        (true, Part::Network) => format!(
+            "{}: the service network and what every service shares",
+            graph.description
+        ),
         (true, Part::Frontend) => format!("{}: the frontend", graph.description),
         (true, Part::Service(name)) => format!("{}: service {name}", graph.description),
     };
@@ -557,8 +567,13 @@ mod tests {
     fn graph() -> Graph {
         let mut g = Graph::default();
         g.parameter("Vpc", "test", json!({"Type": "String"})).unwrap();
-        g.resource("A", "a", &Part::Network, json!({"Type": "T", "Properties": {"V": {"Ref": "Vpc"}}}))
-            .unwrap();
+        g.resource(
+            "A",
+            "a",
+            &Part::Network,
+            json!({"Type": "T", "Properties": {"V": {"Ref": "Vpc"}}}),
+        )
+        .unwrap();
         g.resource(
             "B",
             "b",
@@ -575,7 +590,10 @@ mod tests {
         assert_eq!(stacks.len(), 2);
         assert_eq!(stacks[0].part, Part::Network);
         let b = &stacks[1].template;
-        assert_eq!(b["Resources"]["B"]["Properties"]["X"], json!({"Fn::ImportValue": "p:A:Arn"}));
+        assert_eq!(
+            b["Resources"]["B"]["Properties"]["X"],
+            json!({"Fn::ImportValue": "p:A:Arn"})
+        );
         assert_eq!(
             b["Resources"]["B"]["Properties"]["Y"],
             json!({"Fn::Sub": ["${AArn}/*", {"AArn": {"Fn::ImportValue": "p:A:Arn"}}]})
