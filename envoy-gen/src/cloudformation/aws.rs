@@ -205,32 +205,6 @@ pub fn parameters(g: &mut Graph, system: &System, task: &TaskArgs) -> Result<(),
             "an image reference, repository-url/image:tag or ...@sha256:digest",
         ),
     )?;
-    for service in &system.services {
-        let owner = format!("service `{}`", service.name);
-        g.parameter(
-            &service_id(service, "Image"),
-            &owner,
-            string_parameter(
-                &format!("The application image of service {}", service.name),
-                IMAGE_PATTERN,
-                "an image reference, repository-url/image:tag or ...@sha256:digest",
-            ),
-        )?;
-        if let Some(upstream) = &service.upstream {
-            g.parameter(
-                &service_id(service, "CertificateArn"),
-                &owner,
-                string_parameter(
-                    &format!(
-                        "The ACM certificate of service {}'s custom domain name, {}",
-                        service.name, upstream.host
-                    ),
-                    CERTIFICATE_PATTERN,
-                    "an ACM certificate ARN",
-                ),
-            )?;
-        }
-    }
     if !task.no_frontend {
         let domain = system.domain.as_deref().unwrap_or("the load balancer's DNS name");
         g.parameter(
@@ -427,6 +401,29 @@ pub fn service(g: &mut Graph, service: &Service, definition: Value, auth_policy:
     let part = Part::Service(service.name.clone());
     let owner = format!("service `{}`", service.name);
     let id = |what: &str| service_id(service, what);
+    g.parameter(
+        &id("Image"),
+        &owner,
+        string_parameter(
+            &format!("The application image of service {}", service.name),
+            IMAGE_PATTERN,
+            "an image reference, repository-url/image:tag or ...@sha256:digest",
+        ),
+    )?;
+    if let Some(upstream) = &service.upstream {
+        g.parameter(
+            &id("CertificateArn"),
+            &owner,
+            string_parameter(
+                &format!(
+                    "The ACM certificate of service {}'s custom domain name, {}",
+                    service.name, upstream.host
+                ),
+                CERTIFICATE_PATTERN,
+                "an ACM certificate ARN",
+            ),
+        )?;
+    }
     let task = task_definition(definition);
     let port = container_port(&task, "app")?;
     let properties = match &service.upstream {

@@ -46,6 +46,8 @@ const HEADER: &str = "# Rendered by `envoy-gen cloudformation` from the spec: ed
 /// order they deploy in.
 pub struct Rendered {
     pub files: Vec<(PathBuf, String)>,
+    /// What the user should know (the order to deploy split stacks in).
+    pub notes: Vec<String>,
 }
 
 /// Renders the stack (or the split stacks), or says what the spec and
@@ -64,17 +66,20 @@ pub fn render(system: &System, task: &TaskArgs, split: bool) -> Result<Rendered,
             .collect()
     };
     let mut files = Vec::new();
+    let mut notes = Vec::new();
     if split {
         for stack in stacks::split(&graph, &names.export_prefix).map_err(bug)? {
             let text = stacks::to_yaml(&stack, HEADER).map_err(|e| bug(vec![e]))?;
             files.push((PathBuf::from(stack.part.file()), text));
         }
+        let order: Vec<String> = files.iter().map(|(f, _)| f.display().to_string()).collect();
+        notes.push(format!("note: deploy the stacks in this order: {}", order.join(", ")));
     } else {
         let stack = stacks::single(&graph).map_err(bug)?;
         let text = stacks::to_yaml(&stack, HEADER).map_err(|e| bug(vec![e]))?;
         files.push((PathBuf::from("stack.yaml"), text));
     }
-    Ok(Rendered { files })
+    Ok(Rendered { files, notes })
 }
 
 /// `App1` for `app1`, `OrdersApi` for `orders-api`, `TeamApp` for
