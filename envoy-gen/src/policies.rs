@@ -101,9 +101,11 @@ fn aws_principal(arns: &[String]) -> serde_json::Value {
     }
 }
 
-/// `App2` for `app2`, `OrdersApi` for `orders-api`: Sids are alphanumeric.
-fn sid_word(name: &str) -> String {
-    name.split('-')
+/// `App2` for `app2`, `OrdersApi` for `orders-api`, `TeamApp` for
+/// `team.app`: a name of the spec as an alphanumeric word, for policy Sids
+/// and CloudFormation logical ids.
+pub fn word(name: &str) -> String {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
         .map(|part| {
             let mut chars = part.chars();
             chars
@@ -158,7 +160,7 @@ fn service_policy(system: &System, service: &Service, naming: &dyn Naming) -> Re
                 scope_headers,
             ),
             Caller::Service { name, scope_headers } => (
-                sid_word(name),
+                word(name),
                 system
                     .service(name)
                     .and_then(|s| s.role.as_ref())

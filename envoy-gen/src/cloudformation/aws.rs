@@ -587,6 +587,9 @@ pub fn frontend(g: &mut Graph, system: &System, definition: Value) -> Result<(),
     let owner = "the frontend";
     let task = task_definition(definition);
     let port = container_port(&task, "http")?;
+    // A frontend with TLS on its listener (the spec's `tls`) is reached
+    // over HTTPS from its load balancer too.
+    let protocol = if system.frontend.tls.is_some() { "HTTPS" } else { "HTTP" };
     g.resource(
         "LoadBalancerSecurityGroup",
         owner,
@@ -669,7 +672,8 @@ pub fn frontend(g: &mut Graph, system: &System, definition: Value) -> Result<(),
             "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
             "Properties": {
                 "TargetType": "ip",
-                "Protocol": "HTTP",
+                "Protocol": protocol,
+                "HealthCheckProtocol": protocol,
                 "Port": port,
                 "VpcId": {"Ref": "VpcId"},
                 "HealthCheckPath": "/health",

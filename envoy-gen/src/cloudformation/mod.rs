@@ -82,20 +82,7 @@ pub fn render(system: &System, task: &TaskArgs, split: bool) -> Result<Rendered,
     Ok(Rendered { files, notes })
 }
 
-/// `App1` for `app1`, `OrdersApi` for `orders-api`, `TeamApp` for
-/// `team.app`: a name of the spec as the start of a logical id
-/// (alphanumeric).
-pub fn word(name: &str) -> String {
-    name.split(|c: char| !c.is_ascii_alphanumeric())
-        .map(|part| {
-            let mut chars = part.chars();
-            chars
-                .next()
-                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
-}
+pub use crate::policies::word;
 
 fn service_id(service: &Service, what: &str) -> String {
     format!("{}{what}", word(&service.name))
