@@ -379,6 +379,28 @@ fn ecs_service(task: &str, security_group: &str, depends_on: &str, extra: Value)
     service
 }
 
+/// A security group of the VPC that admits TCP `port` from `source` only
+/// (a prefix list, another group or a CIDR block: its member and value).
+fn security_group(description: &str, port: u64, source: (&str, Value), rule: &str) -> Value {
+    let mut ingress = json!({
+        "IpProtocol": "tcp",
+        "FromPort": port,
+        "ToPort": port,
+        "Description": rule,
+    });
+    if let Some(object) = ingress.as_object_mut() {
+        object.insert(source.0.to_string(), source.1);
+    }
+    json!({
+        "Type": "AWS::EC2::SecurityGroup",
+        "Properties": {
+            "GroupDescription": description,
+            "VpcId": {"Ref": "VpcId"},
+            "SecurityGroupIngress": [ingress],
+        },
+    })
+}
+
 /// The ingress rule that lets `source`'s tasks use the service network.
 fn to_service_network(source: &str, who: &str) -> Value {
     json!({
@@ -508,20 +530,12 @@ pub fn service(g: &mut Graph, service: &Service, definition: Value, auth_policy:
         &id("SecurityGroup"),
         &owner,
         &part,
-        json!({
-            "Type": "AWS::EC2::SecurityGroup",
-            "Properties": {
-                "GroupDescription": format!("The tasks of service {}: from VPC Lattice only", service.name),
-                "VpcId": {"Ref": "VpcId"},
-                "SecurityGroupIngress": [{
-                    "IpProtocol": "tcp",
-                    "FromPort": port,
-                    "ToPort": port,
-                    "SourcePrefixListId": {"Ref": "LatticePrefixListId"},
-                    "Description": "VPC Lattice to the app",
-                }],
-            },
-        }),
+        security_group(
+            &format!("The tasks of service {}: from VPC Lattice only", service.name),
+            port,
+            ("SourcePrefixListId", json!({"Ref": "LatticePrefixListId"})),
+            "VPC Lattice to the app",
+        ),
     )?;
     if !service.calls.is_empty() {
         g.resource(
@@ -594,39 +608,23 @@ pub fn frontend(g: &mut Graph, system: &System, definition: Value) -> Result<(),
         "LoadBalancerSecurityGroup",
         owner,
         &part,
-        json!({
-            "Type": "AWS::EC2::SecurityGroup",
-            "Properties": {
-                "GroupDescription": "The frontend load balancer: HTTPS from the clients only",
-                "VpcId": {"Ref": "VpcId"},
-                "SecurityGroupIngress": [{
-                    "IpProtocol": "tcp",
-                    "FromPort": 443,
-                    "ToPort": 443,
-                    "CidrIp": {"Ref": "ClientCidr"},
-                    "Description": "Clients to the load balancer (HTTPS)",
-                }],
-            },
-        }),
+        security_group(
+            "The frontend load balancer: HTTPS from the clients only",
+            443,
+            ("CidrIp", json!({"Ref": "ClientCidr"})),
+            "Clients to the load balancer (HTTPS)",
+        ),
     )?;
     g.resource(
         "FrontendSecurityGroup",
         owner,
         &part,
-        json!({
-            "Type": "AWS::EC2::SecurityGroup",
-            "Properties": {
-                "GroupDescription": "The frontend tasks: from their load balancer only",
-                "VpcId": {"Ref": "VpcId"},
-                "SecurityGroupIngress": [{
-                    "IpProtocol": "tcp",
-                    "FromPort": port,
-                    "ToPort": port,
-                    "SourceSecurityGroupId": {"Ref": "LoadBalancerSecurityGroup"},
-                    "Description": "The load balancer to the frontend",
-                }],
-            },
-        }),
+        security_group(
+            "The frontend tasks: from their load balancer only",
+            port,
+            ("SourceSecurityGroupId", json!({"Ref": "LoadBalancerSecurityGroup"})),
+            "The load balancer to the frontend",
+        ),
     )?;
     g.resource(
         "FrontendToServiceNetwork",
