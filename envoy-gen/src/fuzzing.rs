@@ -13,7 +13,7 @@
 use crate::args::{ListenArgs, Overrides};
 use crate::model::{self, Caller, Problem, System};
 use crate::spec::{self, Origin};
-use crate::{frontend, policies, report, sidecar};
+use crate::{cloudformation, frontend, policies, report, sidecar};
 use jwt_scopes_core::names::{is_lowercase_header_name, scope_header_name};
 use jwt_scopes_core::Config;
 use std::path::Path;
@@ -45,8 +45,10 @@ const BUG: &str = "bug in envoy-gen";
 /// that loads gives a filter configuration the filter accepts, policies
 /// whose scope headers are the ones the filter emits, and renders its
 /// frontend, every sidecar and its policies without a bug (the frontend
-/// may only ask for the host of a service without one; sidecars and
-/// policies may still ask for what they need, naming the field).
+/// may only ask for the host of a service without one; sidecars, policies
+/// and the CloudFormation stacks may still ask for what they need, naming
+/// the field), and every stack it renders reads back as YAML with its
+/// resources.
 pub fn check_spec(data: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(data);
     let path = Path::new("spec.yaml");
@@ -144,6 +146,22 @@ fn check_system(system: &System) -> Result<(), String> {
             }
         }
         Err(problems) => check_problems("the policies", &problems)?,
+    }
+    for split in [false, true] {
+        match cloudformation::render(system, &Default::default(), split) {
+            Ok(rendered) => {
+                for (file, text) in &rendered.files {
+                    let template: serde_json::Value = serde_saphyr::from_str(text)
+                        .map_err(|e| format!("stack {} does not read back as YAML: {e}", file.display()))?;
+                    ensure!(
+                        template.get("Resources").is_some_and(serde_json::Value::is_object),
+                        "stack {} has no resources",
+                        file.display()
+                    );
+                }
+            }
+            Err(problems) => check_problems("the CloudFormation stack", &problems)?,
+        }
     }
     Ok(())
 }
