@@ -439,7 +439,7 @@ fn the_entrypoint_renders_from_each_task_what_the_spec_describes() {
             env.insert("ENVOY_BIN".into(), "true".into());
             env.insert("ENVOY_GEN_BIN".into(), env!("CARGO_BIN_EXE_envoy-gen").into());
             env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
-            let out = Command::new("sh")
+            let out = Command::new("bash")
                 .arg(root().join("deploy/entrypoint.sh"))
                 .env_clear()
                 .envs(&env)
