@@ -23,6 +23,12 @@ pub const DEFAULT_NATIVE_MODULE: &str = "/usr/local/lib/envoy/libjwt_scopes_nati
 pub const DEFAULT_SERVICES: [&str; 3] = ["app1", "app2", "app3"];
 /// More trusted proxies than this is a typo.
 pub const MAX_XFF_TRUSTED_HOPS: u32 = 10;
+/// Verified tokens each Envoy worker keeps per issuer unless the spec says
+/// otherwise: chosen from `make bench`'s cache sweep (bench/REPORT.md).
+pub const DEFAULT_TOKEN_CACHE_SIZE: u32 = 1000;
+/// More than this is a typo: 100,000 tokens of up to 4 KiB is 400 MiB per
+/// worker.
+pub const MAX_TOKEN_CACHE_SIZE: u32 = 100_000;
 /// The port an application listens on unless its spec says otherwise.
 pub const DEFAULT_APP_PORT: u16 = 8080;
 /// What Lattice's health checks request unless a service's spec says
@@ -79,6 +85,9 @@ pub struct Provider {
     pub jwks_path: String,
     pub jwks: TlsUpstream,
     pub cache_seconds: u32,
+    /// Verified tokens each worker keeps (jwt_authn's `jwt_cache_config`);
+    /// 0: no cache.
+    pub token_cache_size: u32,
     /// The native build only: jwt_authn's `forward_payload_header`, where the
     /// filter reads this issuer's verified payload (empty for wasm).
     pub payload_header: String,
@@ -1695,6 +1704,7 @@ struct IssuerEntry {
     audiences: Option<Located<Vec<Located<String>>>>,
     client_ids: Option<Located<Vec<Located<String>>>>,
     cache_seconds: u32,
+    token_cache_size: Option<Located<u32>>,
 }
 
 fn list(spec: Option<Located<OneOrMany<Located<String>>>>) -> Option<Located<Vec<Located<String>>>> {
@@ -1717,6 +1727,7 @@ impl From<IssuerSpec> for IssuerEntry {
             audiences: list(i.audiences),
             client_ids: list(i.client_ids),
             cache_seconds: i.jwks_cache_seconds.unwrap_or(600),
+            token_cache_size: i.token_cache_size,
         }
     }
 }
@@ -1741,6 +1752,7 @@ fn issuers(
                 audiences: None,
                 client_ids: None,
                 cache_seconds: 600,
+                token_cache_size: None,
             }),
             1 => {}
             _ => {
@@ -1787,6 +1799,7 @@ fn issuers(
             audiences,
             client_ids,
             cache_seconds,
+            token_cache_size,
         } = entry;
         if name.value.is_empty()
             || !name
@@ -1824,6 +1837,21 @@ fn issuers(
             c.problem(&Origin::Flag("--jwks-uri"), "--jwks-uri", "is required with --issuer");
             continue;
         };
+        let token_cache_size = match token_cache_size {
+            Some(size) if size.value > MAX_TOKEN_CACHE_SIZE => {
+                c.problem(
+                    &size.origin,
+                    format!("{field}.token_cache_size"),
+                    format!(
+                        "{} tokens per worker is more than envoy-gen allows ({MAX_TOKEN_CACHE_SIZE}): each holds a token of up to 4 KiB",
+                        size.value
+                    ),
+                );
+                continue;
+            }
+            Some(size) => size.value,
+            None => DEFAULT_TOKEN_CACHE_SIZE,
+        };
         let issuer_ok = https_url(c, &format!("{field}.issuer"), &issuer).is_some();
         let jwks_url = https_url(c, &format!("{field}.jwks_uri"), &jwks_uri);
         let (audiences, client_ids) = acceptance(c, &field, &name.origin, audiences, client_ids);
@@ -1850,6 +1878,7 @@ fn issuers(
                 jwks_uri: url.to_string(),
                 jwks_path,
                 cache_seconds,
+                token_cache_size,
                 payload_header: String::new(),
             });
         }

@@ -323,6 +323,12 @@ pub struct IssuerSpec {
     pub client_ids: Option<Located<OneOrMany<Located<String>>>>,
     /// How long fetched keys are cached (default 600).
     pub jwks_cache_seconds: Option<u32>,
+    /// How many verified tokens of this issuer each Envoy worker keeps, so
+    /// that a token seen again skips its signature check (default 1000; 0
+    /// turns the cache off). A cached token is still refused once it
+    /// expires; a token signed by a key later removed from the JWKS stays
+    /// accepted while cached, until its `exp` (see SECURITY.md).
+    pub token_cache_size: Option<Located<u32>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
