@@ -347,3 +347,34 @@ fn single_items_render_like_lists() {
     assert!(policy("services/app2.json").contains("x-jwt-scope-test.all"));
     assert!(policy("roles/app2.json").contains("vpc-lattice-svcs:Invoke"));
 }
+
+/// Each issuer's tokens are cached as the spec says: 1000 per worker by
+/// default, another size, or (0) not at all.
+#[test]
+fn the_token_cache_follows_the_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |size: &str| {
+        format!(
+            "region: us-west-2\ndomain: example.internal\nissuers:\n  - name: okta\n    issuer: https://example.okta.com\n    jwks_uri: https://example.okta.com/keys\n    audiences: [api://default]\n{size}  - name: entra\n    issuer: https://login.example.com\n    jwks_uri: https://login.example.com/keys\n    audiences: [api://default]\n"
+        )
+    };
+    for (line, caches) in [
+        ("", vec!["jwt_cache_config: {jwt_cache_size: 1000}"; 2]),
+        (
+            "    token_cache_size: 50\n",
+            vec!["jwt_cache_config: {jwt_cache_size: 50}", "jwt_cache_config: {jwt_cache_size: 1000}"],
+        ),
+        ("    token_cache_size: 0\n", vec!["jwt_cache_config: {jwt_cache_size: 1000}"]),
+    ] {
+        std::fs::write(dir.path().join("spec.yaml"), spec(line)).unwrap();
+        let out = envoy_gen(&["frontend", "--spec", "spec.yaml"], dir.path());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let config = String::from_utf8(out.stdout).unwrap();
+        let found: Vec<&str> = config
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("jwt_cache_config"))
+            .collect();
+        assert_eq!(found, caches, "{line:?}");
+    }
+}

@@ -10,6 +10,7 @@ use e2e::stack::{local_overrides, with_issuer};
 use e2e::tls::{Received, TestCa, TlsServer};
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[test]
 fn generated_frontend_signs_for_the_right_service_with_identity_headers() {
@@ -185,4 +186,120 @@ fn tls_listener_from_a_spec_serves_https() {
         Request::get("/health").send(addr).is_err(),
         "plain HTTP was answered on the TLS listener"
     );
+}
+
+/// jwt_authn's counters of its token cache (the generated frontend's
+/// connection manager is `frontend`).
+fn cache_stats(stack: &Stack) -> (u64, u64) {
+    (
+        stack.envoy.stat("http.frontend.jwt_authn.jwt_cache_hit"),
+        stack.envoy.stat("http.frontend.jwt_authn.jwt_cache_miss"),
+    )
+}
+
+/// A token of the stack's IdP with `claims` and exactly the times given
+/// (seconds from now), signed with its key.
+fn token_at(stack: &Stack, claims: Value, issued: i64, expires: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut payload = claims;
+    payload["iss"] = json!(stack.idp.url);
+    payload["aud"] = json!(stack.idp.audience);
+    payload["iat"] = json!(now + issued);
+    payload["nbf"] = json!(now + issued);
+    payload["exp"] = json!(now + expires);
+    let header = match stack.idp.issuer.es256_key_id() {
+        Some(kid) => json!({"alg": "ES256", "typ": "JWT", "kid": kid}),
+        None => json!({"alg": "ES256", "typ": "JWT"}),
+    };
+    stack
+        .idp
+        .issuer
+        .raw_token(e2e::jwt::Alg::ES256, &header.to_string(), &payload.to_string())
+}
+
+/// The generated frontend caches verified tokens (issuers[].token_cache_size,
+/// 1000 by default), and a cached token is refused once it has expired:
+/// Envoy checks the expiry at every lookup (with its fixed 60 s of clock
+/// skew, as for a token it verifies).
+#[test]
+fn cached_tokens_skip_verification_until_they_expire() {
+    let stack = Stack::start();
+    assert!(
+        stack.config.contains("jwt_cache_config: {jwt_cache_size: 1000}"),
+        "the generated frontend has no token cache"
+    );
+    let token = stack.token(json!({"sub": "dave", "scp": ["read"]}));
+    for _ in 0..3 {
+        assert_eq!(stack.send(Request::get("/app2").bearer(&token)).status, 200);
+    }
+    let (hits, misses) = cache_stats(&stack);
+    assert_eq!((hits, misses), (2, 1), "one verification, then two cache hits");
+
+    // Expired 50 s ago: inside jwt_authn's 60 s of clock skew, so it is
+    // verified, accepted and cached; 11 s later it is past the skew.
+    let expiring = token_at(&stack, json!({"sub": "erin", "scp": ["read"]}), -120, -50);
+    let started = std::time::Instant::now();
+    assert_eq!(stack.send(Request::get("/app2").bearer(&expiring)).status, 200);
+    assert_eq!(stack.send(Request::get("/app2").bearer(&expiring)).status, 200);
+    assert_eq!(cache_stats(&stack).0, 3, "the expiring token was not cached");
+    let reached = stack.reached_lattice();
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(started.elapsed()));
+    let response = stack.send(Request::get("/app2").bearer(&expiring));
+    assert_eq!(
+        response.status,
+        401,
+        "a cached token passed after it expired: {}",
+        response.text()
+    );
+    assert_eq!(stack.reached_lattice(), reached, "the expired token reached Lattice");
+    // The token that has not expired is still served from the cache.
+    assert_eq!(stack.send(Request::get("/app2").bearer(&token)).status, 200);
+}
+
+/// The cache is keyed by the whole token: a token verified once and then
+/// presented with another signature or another payload is verified anew,
+/// and refused.
+#[test]
+fn a_cached_token_changed_in_any_part_is_verified_anew() {
+    let stack = Stack::start();
+    let token = stack.token(json!({"sub": "frank", "scp": ["read"]}));
+    let response = stack.send(Request::get("/app2").bearer(&token));
+    assert_eq!(response.status, 200);
+    assert_eq!(header(&response.json(), "x-jwt-subject"), Some("frank"));
+    let parts: Vec<&str> = token.split('.').collect();
+
+    // Another signature: one character in the middle of it changed.
+    let mut signature: Vec<char> = parts[2].chars().collect();
+    let middle = signature.len() / 2;
+    signature[middle] = if signature[middle] == 'A' { 'B' } else { 'A' };
+    let resigned = format!("{}.{}.{}", parts[0], parts[1], signature.iter().collect::<String>());
+    // Another payload under the original signature: more scopes, another subject.
+    let mut payload = e2e::jwt::payload_of(&token);
+    payload["sub"] = json!("admin");
+    payload["scp"] = json!(["read", "admin"]);
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        e2e::jwt::b64(payload.to_string().as_bytes()),
+        parts[2]
+    );
+
+    let reached = stack.reached_lattice();
+    for (what, bad) in [("signature", &resigned), ("payload", &forged)] {
+        let response = stack.send(Request::get("/app2").bearer(bad));
+        assert_eq!(
+            response.status,
+            401,
+            "a token with another {what} passed: {}",
+            response.text()
+        );
+    }
+    assert_eq!(stack.reached_lattice(), reached, "a changed token reached Lattice");
+    let (hits, misses) = cache_stats(&stack);
+    assert_eq!((hits, misses), (0, 3), "a changed token was answered from the cache");
+    assert_eq!(stack.send(Request::get("/app2").bearer(&token)).status, 200);
+    assert_eq!(cache_stats(&stack).0, 1);
 }
