@@ -12,7 +12,7 @@ CFN_STAMP        := $(VENV)/.cfn-tools-$(CFN_LINT_VERSION)-$(CHECKOV_VERSION)
 WASM          := target/wasm32-wasip1/release/jwt_scopes.wasm
 CARGO         ?= cargo
 
-.PHONY: all build wasm native native-module envoy cfn-tools wasm-target test lint fmt demo up generate bench soak fuzz clean
+.PHONY: all build wasm native native-module envoy cfn-tools wasm-target test lint fmt demo up generate bench bench-cache soak fuzz clean
 
 all: build
 
@@ -93,6 +93,11 @@ bench: wasm envoy
 	@command -v valgrind >/dev/null || { echo "installing valgrind with apt-get (the report's instruction counts)"; \
 	  apt-get update -qq && apt-get install -y -qq valgrind; }
 	taskset -c 1 target/release/bench
+
+## bench-cache: jwt_authn's token cache, sizes x distinct tokens in rotation: CPU/request, hit rate, memory (writes bench/CACHE.md)
+bench-cache: envoy
+	$(CARGO) build --release -p bench
+	taskset -c 1 target/release/bench cache
 
 ## soak: the full stack under interleaved HTTP/1.1 and HTTP/2 load for SOAK_SECONDS (default 180); `make test` runs 20 s
 SOAK_SECONDS ?= 180

@@ -48,6 +48,9 @@
 //! counts to µs at A1's measured rate and judges the CPU targets by them;
 //! without valgrind, or with BENCH_CALLGRIND=0, that phase is skipped (the
 //! report says so) and the CPU targets are judged by CPU time alone.
+//!
+//! `bench cache` (`make bench-cache`) runs the jwt_authn token-cache sweep
+//! instead (bench/src/cache.rs, written to bench/CACHE.md).
 
 use bytes::Bytes;
 use e2e::envoy::{envoy_binary, filter_wasm, workspace_root, AwsCredentials, Envoy};
@@ -65,10 +68,12 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Mutex};
 
+mod cache;
 mod chart;
 mod instructions;
 
@@ -129,43 +134,54 @@ struct Settings {
     callgrind_requests: usize,
 }
 
+/// A duration in seconds from the environment variable `name`, `default`
+/// when unset; more than 0, or at least 0 when `zero_ok`.
+fn env_seconds(name: &str, default: f64, zero_ok: bool) -> Result<Duration, String> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && (*s > 0.0 || (zero_ok && *s == 0.0)))
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                format!(
+                    "{name}={v}: expected a number of seconds {}",
+                    if zero_ok { ">= 0" } else { "> 0" }
+                )
+            }),
+        Err(_) => Ok(Duration::from_secs_f64(default)),
+    }
+}
+
+/// A whole number > 0 from the environment variable `name`, `default` when
+/// unset.
+fn env_count(name: &str, default: usize) -> Result<usize, String> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{name}={v}: expected a whole number > 0")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// Where reports go: BENCH_OUT, default bench/.
+fn out_dir() -> PathBuf {
+    std::env::var_os("BENCH_OUT").map_or_else(|| workspace_root().join("bench"), PathBuf::from)
+}
+
 impl Settings {
     fn from_env() -> Result<Settings, String> {
-        fn seconds(name: &str, default: f64) -> Result<Duration, String> {
-            match std::env::var(name) {
-                Ok(v) => v
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && *s > 0.0)
-                    .map(Duration::from_secs_f64)
-                    .ok_or_else(|| format!("{name}={v}: expected a number of seconds > 0")),
-                Err(_) => Ok(Duration::from_secs_f64(default)),
-            }
-        }
-        let rounds = match std::env::var("BENCH_ROUNDS") {
-            Ok(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("BENCH_ROUNDS={v}: expected a whole number > 0"))?,
-            Err(_) => 7,
-        };
         Ok(Settings {
-            rounds,
-            closed: seconds("BENCH_SECONDS", 4.0)?,
-            warmup: seconds("BENCH_WARMUP_SECONDS", 2.0)?,
-            open: seconds("BENCH_OPEN_SECONDS", 6.0)?,
-            out: std::env::var_os("BENCH_OUT").map_or_else(|| workspace_root().join("bench"), PathBuf::from),
-            callgrind_requests: match std::env::var("BENCH_CALLGRIND_REQUESTS") {
-                Err(_) => 1000,
-                Ok(v) => v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("BENCH_CALLGRIND_REQUESTS={v}: expected a whole number > 0"))?,
-            },
+            rounds: env_count("BENCH_ROUNDS", 7)?,
+            closed: env_seconds("BENCH_SECONDS", 4.0, false)?,
+            warmup: env_seconds("BENCH_WARMUP_SECONDS", 2.0, false)?,
+            open: env_seconds("BENCH_OPEN_SECONDS", 6.0, false)?,
+            out: out_dir(),
+            callgrind_requests: env_count("BENCH_CALLGRIND_REQUESTS", 1000)?,
         })
     }
 }
@@ -476,15 +492,29 @@ async fn one_request(sender: &mut SendRequest<Empty<Bytes>>, bearer: &str) -> Re
 
 /// Closed loop: each connection sends as fast as answers come back.
 async fn closed_loop(addr: SocketAddr, bearer: Arc<String>, duration: Duration) -> Result<u64, String> {
+    closed_loop_rotating(addr, Arc::from([bearer.as_str().to_owned()]), duration).await
+}
+
+/// Closed loop over `bearers`: each connection sends as fast as answers
+/// come back, each request with the next bearer in round-robin order (one
+/// order across all connections).
+async fn closed_loop_rotating(addr: SocketAddr, bearers: Arc<[String]>, duration: Duration) -> Result<u64, String> {
+    if bearers.is_empty() {
+        return Err("closed loop without a token".into());
+    }
     let deadline = Instant::now() + duration;
+    let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..CLOSED_CONNECTIONS {
-        let bearer = bearer.clone();
+        let bearers = bearers.clone();
+        let next = next.clone();
         tasks.push(tokio::spawn(async move {
             let mut sender = connect(addr).await?;
             let mut done = 0u64;
             while Instant::now() < deadline {
-                one_request(&mut sender, &bearer).await?;
+                let i = next.fetch_add(1, Ordering::Relaxed) % bearers.len();
+                let bearer = bearers.get(i).map_or("", String::as_str);
+                one_request(&mut sender, bearer).await?;
                 done += 1;
             }
             Ok::<u64, String>(done)
@@ -641,18 +671,26 @@ struct Running {
     throughput: Vec<f64>,
 }
 
+/// Starts an Envoy with `filters` before the router (`envoy_config`), the
+/// test AWS credentials and `env` in its environment, pinned to CPU 0 (all
+/// its threads); returns it and the address of its listener.
+fn start_pinned(filters: &[Value], env: &[(String, String)]) -> Result<(Envoy, SocketAddr), String> {
+    let mut full_env = AwsCredentials::test().env();
+    full_env.extend(env.iter().cloned());
+    let envoy = Envoy::start_with_env(&envoy_config(filters), &full_env)?;
+    let pinned = Command::new("taskset")
+        .args(["-a", "-c", "-p", "0", &envoy.pid().to_string()])
+        .output();
+    if !pinned.is_ok_and(|o| o.status.success()) {
+        return Err("taskset could not pin Envoy to CPU 0".into());
+    }
+    let addr = SocketAddr::from(([127, 0, 0, 1], envoy.port("bench")));
+    Ok((envoy, addr))
+}
+
 impl Running {
     fn start(arm: Arm, token: &Token) -> Result<Running, String> {
-        let mut env = AwsCredentials::test().env();
-        env.extend(arm.env.iter().cloned());
-        let envoy = Envoy::start_with_env(&envoy_config(&arm.filters), &env)?;
-        let pinned = Command::new("taskset")
-            .args(["-a", "-c", "-p", "0", &envoy.pid().to_string()])
-            .output();
-        if !pinned.is_ok_and(|o| o.status.success()) {
-            return Err("taskset could not pin Envoy to CPU 0".into());
-        }
-        let addr = SocketAddr::from(([127, 0, 0, 1], envoy.port("bench")));
+        let (envoy, addr) = start_pinned(&arm.filters, &arm.env)?;
         Ok(Running {
             arm,
             scopes: token.scopes,
@@ -912,6 +950,22 @@ fn heap_allocated_mb(envoy: &Envoy) -> Option<f64> {
     let memory: Value = serde_json::from_slice(&response.body).ok()?;
     let bytes: f64 = memory["allocated"].as_str()?.parse().ok()?;
     Some(bytes / 1e6)
+}
+
+/// `Machine: <CPU> (<n> CPUs); Envoy <version>`, the reports' first line.
+fn machine() -> String {
+    let envoy_version = envoy_binary()
+        .ok()
+        .and_then(|b| Command::new(b).arg("--version").output().ok())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let cpus = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let version = envoy_version.split("version: ").nth(1).unwrap_or(&envoy_version);
+    format!("Machine: {} ({cpus} CPUs); Envoy {version}", cpu_model())
 }
 
 fn cpu_model() -> String {
@@ -1188,18 +1242,7 @@ fn report(inputs: &Inputs<'_>) -> Result<(String, bool), String> {
     let few = SCOPES.len();
     let many = MANY_SCOPES;
     let mut out = String::new();
-    let envoy_version = envoy_binary()
-        .ok()
-        .and_then(|b| Command::new(b).arg("--version").output().ok())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    let cpus = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("processor"))
-        .count();
-    let version = envoy_version.split("version: ").nth(1).unwrap_or(&envoy_version);
-    let _ = writeln!(out, "Machine: {} ({cpus} CPUs); Envoy {version}", cpu_model());
+    let _ = writeln!(out, "{}", machine());
     let _ = writeln!(
         out,
         "Envoy --concurrency 1 pinned to CPU 0, load generator on CPU 1; token: RS256, {few} scopes (`scp` array), and {many} scopes for the rows marked \"({many} scopes)\"."
@@ -1823,7 +1866,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run()) {
+    let result = match std::env::args().nth(1).as_deref() {
+        None => runtime.block_on(run()),
+        // `make bench-cache`: jwt_authn's token cache (bench/src/cache.rs).
+        Some("cache") => runtime.block_on(cache::run()),
+        Some(other) => Err(format!(
+            "unknown mode `{other}` (no argument: the arms; `cache`: the token-cache sweep)"
+        )),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench failed: {e}");
