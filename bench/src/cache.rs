@@ -69,8 +69,11 @@ const DEFAULT_AT_TOKENS: usize = 1000;
 /// ... at least this ...
 const DEFAULT_MIN_HIT_RATE: f64 = 0.99;
 /// ... and a full cache holding at most this much per worker (one
-/// provider), MB.
-const MEMORY_BUDGET_MB: f64 = 4.0;
+/// provider), MB: a few percent of what a frontend task has (Fargate's
+/// smallest with 1 GiB), and paid only while that many tokens are in use
+/// (entries are made as tokens arrive). A cached ~1 KB token holds about
+/// 12 KB (the token and its parsed header, payload and signature).
+const MEMORY_BUDGET_MB: f64 = 16.0;
 
 /// jwt_authn's counters (Envoy 1.40; `http.<stat_prefix>.jwt_authn.`): a
 /// request whose token was found in the cache counts a hit, any other
