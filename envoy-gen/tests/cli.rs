@@ -362,9 +362,15 @@ fn the_token_cache_follows_the_spec() {
         ("", vec!["jwt_cache_config: {jwt_cache_size: 1000}"; 2]),
         (
             "    token_cache_size: 50\n",
-            vec!["jwt_cache_config: {jwt_cache_size: 50}", "jwt_cache_config: {jwt_cache_size: 1000}"],
+            vec![
+                "jwt_cache_config: {jwt_cache_size: 50}",
+                "jwt_cache_config: {jwt_cache_size: 1000}",
+            ],
         ),
-        ("    token_cache_size: 0\n", vec!["jwt_cache_config: {jwt_cache_size: 1000}"]),
+        (
+            "    token_cache_size: 0\n",
+            vec!["jwt_cache_config: {jwt_cache_size: 1000}"],
+        ),
     ] {
         std::fs::write(dir.path().join("spec.yaml"), spec(line)).unwrap();
         let out = envoy_gen(&["frontend", "--spec", "spec.yaml"], dir.path());
@@ -376,5 +382,127 @@ fn the_token_cache_follows_the_spec() {
             .filter(|l| l.starts_with("jwt_cache_config"))
             .collect();
         assert_eq!(found, caches, "{line:?}");
+    }
+}
+
+/// The upstream HTTP filters of every cluster of a rendered configuration
+/// that has any: `(cluster, [filter name, or the guard's build])`.
+fn upstream_filters(config: &str) -> Vec<(String, Vec<String>)> {
+    let yaml: serde_json::Value = serde_saphyr::from_str(config).unwrap();
+    let options = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+    yaml["static_resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| {
+            let filters = c["typed_extension_protocol_options"][options]["http_filters"].as_array()?;
+            let names = filters
+                .iter()
+                .map(|f| match f["name"].as_str().unwrap() {
+                    "envoy.filters.http.dynamic_modules" => {
+                        let config = &f["typed_config"];
+                        assert_eq!(config["dynamic_module_config"]["name"], "jwt_scopes_native");
+                        assert_eq!(config["dynamic_module_config"]["metrics_namespace"], "wasmcustom");
+                        // The guard takes no configuration.
+                        assert!(config.get("filter_config").is_none(), "{config}");
+                        format!(
+                            "native {} {}",
+                            config["filter_name"].as_str().unwrap(),
+                            config["dynamic_module_config"]["module"]["local"]["filename"]
+                                .as_str()
+                                .unwrap()
+                        )
+                    }
+                    "envoy.filters.http.wasm" => {
+                        format!("wasm {}", f["typed_config"]["config"]["root_id"].as_str().unwrap())
+                    }
+                    other => other.to_string(),
+                })
+                .collect();
+            Some((c["name"].as_str().unwrap().to_string(), names))
+        })
+        .collect()
+}
+
+/// `filter_build: native` (or `--filter native`) renders the native signing
+/// guard on every Lattice cluster of the frontend and of every sidecar, and
+/// nothing that would load V8; wasm stays the default.
+#[test]
+fn the_native_build_loads_no_wasm_on_the_frontend_or_the_sidecars() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = std::fs::read_to_string(reference_spec()).unwrap();
+    let native_spec = format!("{reference}filter_build: native\nnative_module: /opt/lib/libjwt_scopes_native.so\n");
+    std::fs::write(dir.path().join("native.yaml"), native_spec).unwrap();
+    let reference = reference_spec();
+    let reference = reference.to_str().unwrap();
+    let render = |args: &[&str]| {
+        let out = envoy_gen(args, dir.path());
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let guarded = |filters: &[String], guard: &str| {
+        assert_eq!(
+            filters,
+            [
+                "envoy.filters.http.aws_request_signing",
+                guard,
+                "envoy.filters.http.upstream_codec"
+            ],
+        );
+    };
+    let flags = [
+        "--filter",
+        "native",
+        "--native-module",
+        "/opt/lib/libjwt_scopes_native.so",
+    ];
+    let native_guard = "native sign_guard /opt/lib/libjwt_scopes_native.so";
+    // The frontend: by the spec field, and by the flags over the reference spec.
+    let frontends = [
+        render(&["frontend", "--spec", "native.yaml"]),
+        render(&[&["frontend", "--spec", reference][..], &flags].concat()),
+    ];
+    for frontend in &frontends {
+        let clusters = upstream_filters(frontend);
+        let names: Vec<&str> = clusters.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(names, ["lattice_app1", "lattice_app2", "lattice_app3", "readiness"]);
+        for (_, filters) in &clusters {
+            guarded(filters, native_guard);
+        }
+    }
+    assert_eq!(frontends[0], frontends[1]);
+    // Every sidecar, the same two ways.
+    for service in ["app1", "app2", "app3"] {
+        let sidecars = [
+            render(&["sidecar", "--spec", "native.yaml", "--service", service]),
+            render(&[&["sidecar", "--spec", reference, "--service", service][..], &flags].concat()),
+        ];
+        assert_eq!(sidecars[0], sidecars[1], "{service}");
+        for (_, filters) in upstream_filters(&sidecars[0]) {
+            guarded(&filters, native_guard);
+        }
+    }
+    let app2 = render(&["sidecar", "--spec", "native.yaml", "--service", "app2"]);
+    assert_eq!(upstream_filters(&app2).len(), 2);
+    // Nothing anywhere would load V8.
+    let all = [&frontends[0], &app2];
+    for config in all {
+        for wasm in ["envoy.filters.http.wasm", "envoy.wasm.runtime.v8", "jwt_scopes.wasm"] {
+            assert!(!config.contains(wasm), "`{wasm}` in a native configuration");
+        }
+    }
+    // Wasm stays the default, on the frontend and the sidecars.
+    for config in [
+        render(&["frontend", "--spec", reference]),
+        render(&["sidecar", "--spec", reference, "--service", "app2"]),
+    ] {
+        assert!(!config.contains("dynamic_modules"));
+        for (_, filters) in upstream_filters(&config) {
+            guarded(&filters, "wasm sign_guard");
+        }
     }
 }
