@@ -7,15 +7,19 @@
 //! level (Envoy prefixes the line with `wasm log sign_guard sign_guard:`).
 //! Refusals mean an outage (no credentials), so they are counted
 //! with a host call each rather than batched like the filter's counters.
+//!
+//! The decision, the counter's name and the refusal (status, body, details,
+//! log line) are `jwt_scopes_core::signature`'s, shared with the native
+//! build of the guard (filter/native/src/guard.rs).
 
 use crate::host;
 use jwt_scopes_core::pairs;
-use jwt_scopes_core::signature::is_signed;
+use jwt_scopes_core::signature::{
+    check_configuration, is_signed, refusal_log_message, REFUSAL_BODY, REFUSAL_CONTENT_TYPE, REFUSAL_DETAILS,
+    REFUSAL_STATUS, REFUSED_COUNTER,
+};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-
-/// The guard's counter, as Envoy shows it without the `wasmcustom.` prefix.
-pub const REFUSED_COUNTER: &str = "sign_guard.unsigned_requests_refused";
 
 /// A configured guard: the id of its counter.
 pub struct Guard {
@@ -26,9 +30,7 @@ impl Guard {
     /// The guard takes no configuration: anything given is a mistake, and
     /// refusing it makes Envoy refuse to start.
     pub fn configure(configuration: &[u8]) -> Result<Guard, String> {
-        if !configuration.iter().all(u8::is_ascii_whitespace) {
-            return Err("sign_guard takes no configuration; remove `configuration`".into());
-        }
+        check_configuration(configuration)?;
         let refused = host::define_counter(REFUSED_COUNTER)
             .map_err(|status| format!("sign_guard cannot define its counter (status {status})"))?;
         Ok(Guard { refused })
@@ -62,28 +64,11 @@ impl GuardStream {
     fn refuse(&self) -> Action {
         host::increment(self.refused, 1);
         // The Lattice service it was for; a value that is not text is shown escaped.
-        let service = host::request_header(b":authority")
-            .ok()
-            .flatten()
-            .map(|a| String::from_utf8_lossy(&a).escape_debug().to_string())
-            .unwrap_or_default();
-        host::log(
-            host::LOG_ERROR,
-            &format!(
-                "refused with 503 a request to {service} that aws_request_signing did not sign \
-                 (Envoy has no AWS credentials, or fetching them failed or timed out)"
-            ),
-        );
-        let content_type: [(&[u8], &[u8]); 1] = [(b"content-type", b"text/plain")];
+        let authority = host::request_header(b":authority").ok().flatten();
+        host::log(host::LOG_ERROR, &refusal_log_message(authority.as_deref()));
+        let content_type: [(&[u8], &[u8]); 1] = [(b"content-type", REFUSAL_CONTENT_TYPE.as_bytes())];
         let headers = pairs::serialize(&content_type);
-        if host::send_local_response(
-            503,
-            "sign_guard_unsigned",
-            b"the request could not be signed for Lattice (no AWS credentials) and was not sent\n",
-            &headers,
-        )
-        .is_err()
-        {
+        if host::send_local_response(REFUSAL_STATUS, REFUSAL_DETAILS, REFUSAL_BODY.as_bytes(), &headers).is_err() {
             host::log(host::LOG_ERROR, "could not send the refusal");
         }
         Action::Pause

@@ -438,7 +438,13 @@ fn envoy_refuses_to_start_with_an_invalid_plugin_configuration() {
             "jwt_scopes",
             "invalid jwt_scopes configuration: header `x-jwt-payload-jwt_payload`, where the payload of `jwt_payload` arrives in the native build, could also be emitted as the subject header",
         ),
-        (json!({}), "sign_guard", "unknown filter_name `sign_guard`"),
+        // The module's signing guard takes no configuration (not even `{}`).
+        (json!({}), "sign_guard", "sign_guard takes no configuration"),
+        (
+            json!({}),
+            "sign-guard",
+            "unknown filter_name `sign-guard`: this module has `jwt_scopes` and `sign_guard`",
+        ),
     ];
     for (plugin_config, filter_name, expected) in cases {
         let log = refused(

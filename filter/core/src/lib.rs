@@ -9,7 +9,8 @@
 //! - [`payload`]: the verified payload, from metadata protobuf or JSON.
 //! - [`pb`]: the zero-copy reader of Envoy's metadata protobuf.
 //! - [`request`]: the request handler both builds share, over a [`Host`].
-//! - [`signature`]: the signing guard's test for a SigV4-signed request.
+//! - [`signature`]: the signing guard's test for a SigV4-signed request, and
+//!   its refusal.
 
 pub mod config;
 pub mod fuzzing;

@@ -17,6 +17,11 @@
 //!   [`claims`]: Envoy 1.40's ABI cannot read jwt_authn's nested metadata).
 //! - every other hook Envoy requires is a no-op.
 //!
+//! The same module has a second filter, `filter_name: sign_guard` ([`guard`]):
+//! the upstream filter of every Lattice cluster that refuses with 503 what
+//! `aws_request_signing` left unsigned, as the wasm module's root context
+//! `sign_guard` does. With both native, an Envoy loads no V8 at all.
+//!
 //! Counters are named as in the wasm build ([`Counter::name`]) under the
 //! module's metrics namespace (`dynamicmodulescustom.` by default, where the
 //! wasm build shows `wasmcustom.`). They are plain atomic adds in Envoy,
@@ -49,20 +54,24 @@
 pub mod abi;
 pub mod claims;
 mod envoy;
+pub mod guard;
 
 use abi::*;
 use claims::{Payload, PayloadKey};
 use envoy::{envoy_slice, log, module_buffer};
+use guard::GuardConfig;
 use jwt_scopes_core::config::JWT_AUTHN_NAMESPACE;
 use jwt_scopes_core::mapping::Refusal;
 use jwt_scopes_core::request::REFUSAL_DETAILS;
+use jwt_scopes_core::signature::{check_configuration, GUARD_NAME};
 use jwt_scopes_core::{handle_request, Config, Counter, Host, HostError, Output, Verdict};
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::{null, null_mut};
 
-/// The `filter_name` this module answers to (as the wasm module's
-/// `root_id`); any other name is refused.
+/// The `filter_name` of the identity filter (as the wasm module's
+/// `root_id`). The module's other filter is the signing guard,
+/// [`GUARD_NAME`]; any other name is refused.
 pub const FILTER_NAME: &str = "jwt_scopes";
 
 /// The module's part of a filter configuration: read by every worker at
@@ -75,9 +84,19 @@ pub struct FilterConfig {
     counters: [usize; Counter::ALL.len()],
 }
 
+/// The module's pointer for a filter configuration (and for each of its
+/// streams): which filter, configured. Boxed once per configuration, so the
+/// variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum ModuleConfig {
+    Scopes(FilterConfig),
+    Guard(GuardConfig),
+}
+
 const _: () = {
     const fn send_and_sync<T: Send + Sync>() {}
     send_and_sync::<FilterConfig>();
+    send_and_sync::<ModuleConfig>();
 };
 
 impl FilterConfig {
@@ -104,16 +123,30 @@ impl FilterConfig {
     }
 }
 
+/// A filter of this module, by `filter_name`, with its configuration read
+/// (once per configuration: the variants' sizes do not matter).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Parsed {
+    /// `jwt_scopes`: the identity filter.
+    Scopes(Config),
+    /// `sign_guard`: the signing guard (it takes no configuration).
+    Guard,
+}
+
 /// What `config_new` checks before touching Envoy: the filter name and the
 /// plugin configuration. The error is the message to log.
-pub fn parse_config(filter_name: &[u8], bytes: &[u8]) -> Result<Config, String> {
-    if filter_name != FILTER_NAME.as_bytes() {
-        return Err(format!(
-            "jwt_scopes: unknown filter_name `{}`: this module has `{FILTER_NAME}`",
+pub fn parse_config(filter_name: &[u8], bytes: &[u8]) -> Result<Parsed, String> {
+    if filter_name == FILTER_NAME.as_bytes() {
+        Config::from_json(bytes).map(Parsed::Scopes).map_err(|e| e.to_string())
+    } else if filter_name == GUARD_NAME.as_bytes() {
+        check_configuration(bytes).map(|()| Parsed::Guard)
+    } else {
+        Err(format!(
+            "jwt_scopes: unknown filter_name `{}`: this module has `{FILTER_NAME}` and `{GUARD_NAME}`",
             String::from_utf8_lossy(filter_name).escape_debug()
-        ));
+        ))
     }
-    Config::from_json(bytes).map_err(|e| e.to_string())
 }
 
 /// The request-headers status Envoy expects for a verdict.
@@ -442,10 +475,15 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
                 envoy_slice(config.ptr, config.length),
             )
         };
-        let config = parse_config(name, bytes)?;
-        let counters = define_counters(filter_config_envoy_ptr)?;
-        let config =
-            FilterConfig::new(config, counters).map_err(|e| format!("invalid jwt_scopes configuration: {e}"))?;
+        let config = match parse_config(name, bytes)? {
+            Parsed::Scopes(config) => {
+                let counters = define_counters(filter_config_envoy_ptr)?;
+                let config = FilterConfig::new(config, counters)
+                    .map_err(|e| format!("invalid jwt_scopes configuration: {e}"))?;
+                ModuleConfig::Scopes(config)
+            }
+            Parsed::Guard => ModuleConfig::Guard(GuardConfig::new(filter_config_envoy_ptr, bytes)?),
+        };
         Ok::<_, String>(Box::new(config))
     });
     let message = match built {
@@ -472,7 +510,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(
     }
     // SAFETY: the pointer came from `Box::into_raw` in config_new, and
     // Envoy releases it once, after its last stream is gone.
-    let config = unsafe { Box::from_raw(filter_config_ptr.cast_mut().cast::<FilterConfig>()) };
+    let config = unsafe { Box::from_raw(filter_config_ptr.cast_mut().cast::<ModuleConfig>()) };
     let _ = catch_unwind(AssertUnwindSafe(move || drop(config)));
 }
 
@@ -494,7 +532,9 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(
 ) {
 }
 
-/// The request headers (after jwt_authn, which has forwarded the verified payload).
+/// The request headers: for `jwt_scopes`, after jwt_authn, which has
+/// forwarded the verified payload; for `sign_guard`, after
+/// `aws_request_signing` (an upstream filter).
 ///
 /// # Safety
 /// `filter_envoy_ptr` is Envoy's live filter; `filter_module_ptr` is null or
@@ -505,9 +545,15 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     filter_module_ptr: envoy_dynamic_module_type_http_filter_module_ptr,
     _end_of_stream: bool,
 ) -> envoy_dynamic_module_type_on_http_filter_request_headers_status {
-    // SAFETY: null or the `FilterConfig` from config_new, which Envoy keeps
+    // SAFETY: null or the `ModuleConfig` from config_new, which Envoy keeps
     // alive for as long as this stream.
-    let config = unsafe { filter_module_ptr.cast::<FilterConfig>().as_ref() };
+    let config = match unsafe { filter_module_ptr.cast::<ModuleConfig>().as_ref() } {
+        Some(ModuleConfig::Guard(guard)) => return guard::request_headers(filter_envoy_ptr, Some(guard)),
+        Some(ModuleConfig::Scopes(config)) => Some(config),
+        // Never null (see filter_new); jwt_scopes without a configuration
+        // refuses every request.
+        None => None,
+    };
     let mut host = NativeHost {
         filter: filter_envoy_ptr,
         config,

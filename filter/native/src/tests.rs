@@ -14,29 +14,50 @@ fn the_payload_headers_are_documented_ones() {
     assert_eq!(headers, ["x-jwt-payload-jwt_payload", "x-jwt-payload-okta"]);
 }
 
+/// The configuration of a `jwt_scopes` filter.
+fn scopes_config(bytes: &[u8]) -> Result<Config, String> {
+    match parse_config(b"jwt_scopes", bytes)? {
+        Parsed::Scopes(config) => Ok(config),
+        Parsed::Guard => Err("not jwt_scopes".into()),
+    }
+}
+
 #[test]
 fn configuration_is_the_wasm_modules() {
     // The same JSON (StringValue) or a Struct rendered as JSON by Envoy.
-    let config = parse_config(
-        b"jwt_scopes",
-        br#"{"payload_metadata_keys":["okta","entra"],"require_identity":true}"#,
-    )
-    .unwrap();
+    let config = scopes_config(br#"{"payload_metadata_keys":["okta","entra"],"require_identity":true}"#).unwrap();
     assert_eq!(config.payload_metadata_keys, ["okta", "entra"]);
     assert!(config.require_identity);
     // No filter_config at all: the defaults, as in the wasm build.
-    let defaults = parse_config(b"jwt_scopes", b"").unwrap();
+    let defaults = scopes_config(b"").unwrap();
     assert_eq!(defaults.payload_metadata_keys, ["jwt_payload"]);
 }
 
 #[test]
+fn the_guard_takes_no_configuration() {
+    // None, or an empty StringValue: the guard.
+    for empty in [&b""[..], b" \n"] {
+        assert!(matches!(parse_config(b"sign_guard", empty), Ok(Parsed::Guard)));
+    }
+    // Anything else, even an empty JSON object, is refused (Envoy then
+    // refuses to start), as the wasm build refuses a `configuration`.
+    for given in [&b"{}"[..], b"null", br#"{"require_identity":true}"#] {
+        let error = parse_config(b"sign_guard", given).unwrap_err();
+        assert!(error.starts_with("sign_guard takes no configuration"), "{error}");
+    }
+}
+
+#[test]
 fn invalid_configurations_and_names_are_refused() {
-    let error = parse_config(b"jwt_scopes", br#"{"max_scopes": 100000, "bogus": 1}"#).unwrap_err();
+    let error = scopes_config(br#"{"max_scopes": 100000, "bogus": 1}"#).unwrap_err();
     assert!(error.starts_with("invalid jwt_scopes configuration: "), "{error}");
-    let error = parse_config(b"jwt_scopes", br#"{"scope_header_prefix": "x-amz-"}"#).unwrap_err();
+    let error = scopes_config(br#"{"scope_header_prefix": "x-amz-"}"#).unwrap_err();
     assert!(error.contains("scope_header_prefix"), "{error}");
-    let error = parse_config(b"sign_guard", b"").unwrap_err();
-    assert!(error.contains("unknown filter_name `sign_guard`"), "{error}");
+    let error = parse_config(b"Sign_guard", b"").unwrap_err();
+    assert!(
+        error.contains("unknown filter_name `Sign_guard`: this module has `jwt_scopes` and `sign_guard`"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -147,11 +168,7 @@ impl Host for StateHost<'_> {
 }
 
 fn filter_config(json: serde_json::Value) -> FilterConfig {
-    FilterConfig::new(
-        parse_config(b"jwt_scopes", json.to_string().as_bytes()).unwrap(),
-        [0; 6],
-    )
-    .unwrap()
+    FilterConfig::new(scopes_config(json.to_string().as_bytes()).unwrap(), [0; 6]).unwrap()
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
