@@ -18,6 +18,8 @@
 #
 #   ENVOY_ROLE=frontend (default): the edge: jwt_authn, jwt_scopes, SigV4.
 #   ENVOY_ROLE=sidecar:            the egress sidecar of SERVICE_NAME.
+#   JWT_SCOPES_FILTER=native (either role): the native build (an Envoy
+#   dynamic module) of jwt_scopes and of the signing guard: no V8 at all.
 #
 # Each variable maps to one envoy-gen flag or Envoy option (ENVOY_BIN,
 # ENVOY_GEN_BIN and ENVOY_RUN_DIR say where things are); the README
@@ -108,7 +110,7 @@ ENVOY_LOG_LEVEL=${ENVOY_LOG_LEVEL:-info}
 ENVOY_MODE=${ENVOY_MODE:-serve}
 ENVOY_DRAIN_SECONDS=${ENVOY_DRAIN_SECONDS:-20}
 
-FRONTEND_ONLY="ENABLE_OAUTH JWT_ISSUER JWT_JWKS JWT_AUDIENCE JWT_CLIENT_ID JWKS_CA SERVICES DEFAULT_SERVICE JWT_SCOPES_FILTER JWT_SCOPES_NATIVE_MODULE"
+FRONTEND_ONLY="ENABLE_OAUTH JWT_ISSUER JWT_JWKS JWT_AUDIENCE JWT_CLIENT_ID JWKS_CA SERVICES DEFAULT_SERVICE"
 SIDECAR_ONLY="SERVICE_NAME"
 
 case $ENVOY_ROLE in
@@ -139,11 +141,6 @@ tokens that carry \`client_id\` instead of \`aud\`, as Cognito access tokens do)
         if given JWT_CLIENT_ID; then check_list JWT_CLIENT_ID "$JWT_CLIENT_ID"; fi
         if given SERVICES; then check_list SERVICES "$SERVICES"; fi
         if given JWKS_CA; then readable JWKS_CA "$JWKS_CA"; fi
-        case ${JWT_SCOPES_FILTER:-wasm} in
-            wasm | native) ;;
-            *) fail "JWT_SCOPES_FILTER=$JWT_SCOPES_FILTER: use wasm (portable) or native (the Envoy 1.40 dynamic module)" ;;
-        esac
-        if given JWT_SCOPES_NATIVE_MODULE; then readable JWT_SCOPES_NATIVE_MODULE "$JWT_SCOPES_NATIVE_MODULE"; fi
         ;;
     sidecar)
         # shellcheck disable=SC2086
@@ -175,6 +172,14 @@ fi
 # Unset, the spec's `wasm` or envoy-gen's default applies: where this image
 # keeps the filter.
 if given JWT_SCOPES_WASM; then readable JWT_SCOPES_WASM "$JWT_SCOPES_WASM"; fi
+# Both roles: the build of the frontend's jwt_scopes filter and of every
+# signing guard (frontend and sidecars). Unset, the spec's `filter_build`
+# or envoy-gen's default (wasm) applies.
+case ${JWT_SCOPES_FILTER:-wasm} in
+    wasm | native) ;;
+    *) fail "JWT_SCOPES_FILTER=$JWT_SCOPES_FILTER: use wasm (portable) or native (the Envoy 1.40 dynamic module)" ;;
+esac
+if given JWT_SCOPES_NATIVE_MODULE; then readable JWT_SCOPES_NATIVE_MODULE "$JWT_SCOPES_NATIVE_MODULE"; fi
 # envoy-gen checks the value. A source with nothing to read would leave
 # Envoy no credentials: every request to Lattice refused (503).
 case ${CREDENTIALS_SOURCE:-} in
@@ -223,6 +228,8 @@ render() {
     if given LISTEN_ADDRESS; then set -- "$@" --listen "$LISTEN_ADDRESS"; fi
     if given ADMIN_ADDRESS; then set -- "$@" --admin "$ADMIN_ADDRESS"; fi
     if given JWT_SCOPES_WASM; then set -- "$@" --wasm "$JWT_SCOPES_WASM"; fi
+    if given JWT_SCOPES_FILTER; then set -- "$@" --filter "$JWT_SCOPES_FILTER"; fi
+    if given JWT_SCOPES_NATIVE_MODULE; then set -- "$@" --native-module "$JWT_SCOPES_NATIVE_MODULE"; fi
     old_ifs=$IFS
     IFS=,
     for entry in ${LATTICE_SERVICE_HOSTS:-}; do set -- "$@" --service-host "$entry"; done
@@ -235,8 +242,6 @@ render() {
         if given JWT_JWKS; then set -- "$@" --jwks-uri "$JWT_JWKS"; fi
         if given JWKS_CA; then set -- "$@" --jwks-ca "$JWKS_CA"; fi
         if given DEFAULT_SERVICE; then set -- "$@" --default-service "$DEFAULT_SERVICE"; fi
-        if given JWT_SCOPES_FILTER; then set -- "$@" --filter "$JWT_SCOPES_FILTER"; fi
-        if given JWT_SCOPES_NATIVE_MODULE; then set -- "$@" --native-module "$JWT_SCOPES_NATIVE_MODULE"; fi
         old_ifs=$IFS
         IFS=,
         for audience in ${JWT_AUDIENCE:-}; do set -- "$@" --audience "$audience"; done

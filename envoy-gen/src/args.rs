@@ -23,6 +23,15 @@ pub struct LatticeArgs {
     /// unsigned requests (default /etc/envoy/jwt_scopes.wasm).
     #[arg(long, value_name = "PATH")]
     pub wasm: Option<String>,
+    /// The build of the frontend's jwt_scopes filter and of every Lattice cluster's signing
+    /// guard (frontend and sidecars): `wasm` (default, portable) or `native` (Envoy 1.40's
+    /// dynamic-module ABI only; no V8).
+    #[arg(long, value_enum, value_name = "BUILD")]
+    pub filter: Option<FilterBuild>,
+    /// Path of libjwt_scopes_native.so where Envoy runs, for `--filter native`
+    /// (default /usr/local/lib/envoy/libjwt_scopes_native.so).
+    #[arg(long, value_name = "PATH")]
+    pub native_module: Option<String>,
     /// Connect to Lattice here (local testing); SNI, Host and signature keep the service name.
     #[arg(long, value_name = "HOST:PORT")]
     pub lattice_endpoint: Option<String>,
@@ -78,14 +87,6 @@ pub struct FrontendArgs {
     /// CA bundle that verifies JWKS servers (default: the system bundle).
     #[arg(long, value_name = "PEM")]
     pub jwks_ca: Option<String>,
-    /// The jwt_scopes build to load: `wasm` (default, portable) or `native` (Envoy 1.40's
-    /// dynamic-module ABI only).
-    #[arg(long, value_enum, value_name = "BUILD")]
-    pub filter: Option<FilterBuild>,
-    /// Path of libjwt_scopes_native.so where Envoy runs, for `--filter native`
-    /// (default /usr/local/lib/envoy/libjwt_scopes_native.so).
-    #[arg(long, value_name = "PATH")]
-    pub native_module: Option<String>,
     #[command(flatten)]
     pub listen: ListenArgs,
 }

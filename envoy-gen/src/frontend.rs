@@ -52,7 +52,7 @@ pub fn render(system: &System) -> Result<String, Vec<Problem>> {
         context! {
             f => Serde(&system.frontend),
             signing => Serde(&system.signing),
-            wasm => &system.wasm,
+            modules => Serde(&system.modules),
             services => Serde(&system.services),
             default_service => Serde(default_service),
             challenges => Serde(CHALLENGES),

@@ -187,10 +187,6 @@ pub struct Frontend {
     pub providers: Vec<Provider>,
     /// The filter's JSON configuration.
     pub filter_config: String,
-    /// The filter build: `wasm` or `native`.
-    pub filter: &'static str,
-    /// For `native`: the dynamic module's path where Envoy runs.
-    pub native_module: String,
     /// The header the filter sets to the verified subject (the access log
     /// shows it), if any.
     pub subject_header: Option<String>,
@@ -227,6 +223,20 @@ pub struct Network {
     pub anonymous: bool,
 }
 
+/// The build of this project's filters that Envoy loads: the frontend's
+/// jwt_scopes filter and the signing guard of every Lattice cluster
+/// (frontend and sidecars) come from the same module, wasm or native.
+#[derive(Debug, Clone, Serialize)]
+pub struct Modules {
+    /// `wasm` (jwt_scopes.wasm in V8) or `native` (the Envoy 1.40 dynamic
+    /// module: no V8 anywhere).
+    pub build: &'static str,
+    /// `jwt_scopes.wasm` where Envoy runs (the wasm build).
+    pub wasm: String,
+    /// `libjwt_scopes_native.so` where Envoy runs (the native build).
+    pub native_module: String,
+}
+
 /// The whole validated system: what every rendering reads.
 #[derive(Debug, Clone, Serialize)]
 pub struct System {
@@ -234,9 +244,8 @@ pub struct System {
     /// The methods the frontend and the sidecars forward (upper case); any
     /// other is refused.
     pub methods: Vec<String>,
-    /// `jwt_scopes.wasm` where Envoy runs: the frontend's filter, and the
-    /// signing guard of every Lattice cluster (frontend and sidecars).
-    pub wasm: String,
+    /// The filters' build and where Envoy finds it.
+    pub modules: Modules,
     /// The services' DNS domain, when the spec or flags give one.
     pub domain: Option<String>,
     pub signing: Signing,
@@ -365,11 +374,11 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
     )
     .and_then(|e| host_port(&mut c, "lattice.endpoint", &e));
 
-    let filter_build_at = located(spec.filter_build.as_ref(), flags.filter, "--filter");
+    let filter_build_at = located(spec.filter_build.as_ref(), lattice_flags.filter, "--filter");
     let filter_build = filter_build_at.as_ref().map_or(FilterBuild::Wasm, |f| f.value);
     let native_module = located(
         spec.native_module.as_ref(),
-        flags.native_module.clone(),
+        lattice_flags.native_module.clone(),
         "--native-module",
     )
     .unwrap_or_else(|| Located::default(DEFAULT_NATIVE_MODULE.into()));
@@ -521,7 +530,14 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
     Ok(System {
         account: account.map(|a| a.value),
         methods,
-        wasm: wasm.value,
+        modules: Modules {
+            build: match filter_build {
+                FilterBuild::Wasm => "wasm",
+                FilterBuild::Native => "native",
+            },
+            wasm: wasm.value,
+            native_module: native_module.value,
+        },
         domain: domain.map(|d| d.value.to_ascii_lowercase()),
         signing: Signing {
             region,
@@ -540,11 +556,6 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
             oauth,
             providers,
             filter_config,
-            filter: match filter_build {
-                FilterBuild::Wasm => "wasm",
-                FilterBuild::Native => "native",
-            },
-            native_module: native_module.value,
             subject_header,
             default_service,
             role: frontend_role,

@@ -52,7 +52,7 @@ pub fn render(system: &System, name: &str, listen: &ListenArgs) -> Result<String
             s => Serde(&service),
             targets => Serde(&targets),
             signing => Serde(&system.signing),
-            wasm => &system.wasm,
+            modules => Serde(&system.modules),
             refusal => refusal,
             refusals => Serde(refusals(&system.methods)),
         },

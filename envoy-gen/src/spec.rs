@@ -173,7 +173,8 @@ impl<T: JsonSchema> JsonSchema for OneOrMany<T> {
     }
 }
 
-/// The build of the jwt_scopes filter the frontend loads.
+/// The build of this project's filters Envoy loads: the frontend's jwt_scopes
+/// filter and the signing guard of every Lattice cluster (frontend and sidecars).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum FilterBuild {
@@ -217,11 +218,12 @@ pub struct Spec {
     pub listen: Option<Located<String>>,
     /// TLS on the listener (default: plain HTTP, e.g. behind a load balancer).
     pub tls: Option<Located<ListenerTls>>,
-    /// Which build of the jwt_scopes filter the frontend loads: `wasm` (default;
-    /// proxy-wasm in V8, portable across Envoy versions) or `native` (the Envoy
-    /// dynamic module: no V8, tied to Envoy 1.40's ABI).
+    /// Which build of the jwt_scopes filter (frontend) and of the signing guard
+    /// (every Lattice cluster of the frontend and of the sidecars) Envoy loads:
+    /// `wasm` (default; proxy-wasm in V8, portable across Envoy versions) or
+    /// `native` (the Envoy dynamic module: no V8 at all, tied to Envoy 1.40's ABI).
     pub filter_build: Option<Located<FilterBuild>>,
-    /// Path of `libjwt_scopes_native.so` where Envoy runs, for `filter: native`
+    /// Path of `libjwt_scopes_native.so` where Envoy runs, for `filter_build: native`
     /// (default `/usr/local/lib/envoy/libjwt_scopes_native.so`).
     pub native_module: Option<Located<String>>,
     /// How many proxies in front of the frontend append to `X-Forwarded-For`

@@ -387,6 +387,7 @@ fn the_token_cache_follows_the_spec() {
 
 /// The upstream HTTP filters of every cluster of a rendered configuration
 /// that has any: `(cluster, [filter name, or the guard's build])`.
+#[allow(clippy::indexing_slicing)]
 fn upstream_filters(config: &str) -> Vec<(String, Vec<String>)> {
     let yaml: serde_json::Value = serde_saphyr::from_str(config).unwrap();
     let options = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";

@@ -7,11 +7,13 @@ use envoy_gen::args::{FrontendArgs, LatticeArgs, ListenArgs, Overrides};
 use envoy_gen::spec::{Credentials, FilterBuild};
 use std::path::Path;
 
-/// envoy-gen overrides for a frontend on loopback: ephemeral listener and
-/// admin ports, the built filter, environment credentials only, every
-/// Lattice service reached at `127.0.0.1:<lattice_port>` and verified with
-/// `ca` (which also verifies the JWKS server). Set the issuer fields on top.
+/// envoy-gen overrides for a frontend (or a sidecar) on loopback: ephemeral
+/// listener and admin ports, the built filter, environment credentials
+/// only, every Lattice service reached at `127.0.0.1:<lattice_port>` and
+/// verified with `ca` (which also verifies the JWKS server). Set the issuer
+/// fields on top.
 pub fn local_overrides(domain: &str, region: &str, lattice_port: u16, ca: &Path) -> Overrides {
+    let (filter, native_module) = build_under_test();
     Overrides {
         lattice: LatticeArgs {
             domain: Some(domain.into()),
@@ -20,6 +22,8 @@ pub fn local_overrides(domain: &str, region: &str, lattice_port: u16, ca: &Path)
             lattice_ca: Some(ca.display().to_string()),
             credentials: Some(Credentials::Env),
             wasm: Some(filter_wasm().unwrap_or_else(|e| panic!("{e}")).display().to_string()),
+            filter,
+            native_module,
             service_hosts: Vec::new(),
         },
         frontend: FrontendArgs {
@@ -28,22 +32,28 @@ pub fn local_overrides(domain: &str, region: &str, lattice_port: u16, ca: &Path)
                 admin: Some("127.0.0.1:0".into()),
             },
             jwks_ca: Some(ca.display().to_string()),
-            ..native_overrides()
+            ..FrontendArgs::default()
         },
     }
 }
 
-/// The frontend's filter build under test: `JWT_SCOPES_FILTER=native`
-/// renders the native dynamic module (see `frontend::Build::under_test`).
-fn native_overrides() -> FrontendArgs {
+/// The filters' build under test (`--filter`, `--native-module`):
+/// `JWT_SCOPES_FILTER=native` renders the native dynamic module, for
+/// jwt_scopes and the signing guards (see `frontend::Build::under_test`).
+fn build_under_test() -> (Option<FilterBuild>, Option<String>) {
     match crate::frontend::Build::under_test() {
-        crate::frontend::Build::Native(module) => FrontendArgs {
-            filter: Some(FilterBuild::Native),
-            native_module: Some(module.display().to_string()),
-            ..FrontendArgs::default()
-        },
-        crate::frontend::Build::Wasm(_) => FrontendArgs::default(),
+        crate::frontend::Build::Native(module) => (Some(FilterBuild::Native), Some(module.display().to_string())),
+        crate::frontend::Build::Wasm(_) => (None, None),
     }
+}
+
+/// `overrides` rendering the native build (the dynamic module at
+/// `module`) whatever the build under test: jwt_scopes and every signing
+/// guard, frontend and sidecars.
+pub fn native(mut overrides: Overrides, module: &Path) -> Overrides {
+    overrides.lattice.filter = Some(FilterBuild::Native);
+    overrides.lattice.native_module = Some(module.display().to_string());
+    overrides
 }
 
 /// `overrides` with one token issuer: the IdP at `url` for `audience`.
