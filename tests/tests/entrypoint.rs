@@ -12,7 +12,7 @@
 use e2e::app::App;
 use e2e::deployment::{lattice_sim_config, RoleKey, AUDIENCE};
 use e2e::echo::echoed_headers;
-use e2e::envoy::{envoy_binary, filter_wasm, workspace_root, AwsCredentials};
+use e2e::envoy::{envoy_binary, filter_wasm, native_module, workspace_root, AwsCredentials};
 use e2e::http::{self, Request, Response};
 use e2e::idp::TlsIdp;
 use e2e::tls::TestCa;
@@ -825,6 +825,38 @@ fn sidecar_from_a_mounted_spec_signs_as_its_service() {
     assert_secrets_absent(&log, &app2.credentials, "no token in this test");
 }
 
+/// `JWT_SCOPES_FILTER=native` applies to the sidecar too: its signing guards
+/// are the native module's, and nothing in its configuration loads V8.
+#[test]
+fn a_native_sidecar_signs_as_its_service_without_wasm() {
+    let lattice = Lattice::start();
+    let module = native_module().unwrap_or_else(|e| panic!("{e}"));
+    let mut env = lattice.env("app2");
+    env.extend(vars(&[
+        ("ENVOY_ROLE", "sidecar"),
+        ("SERVICE_NAME", "app2"),
+        ("SPEC_FILE", &root().join(SPEC).display().to_string()),
+        ("JWT_SCOPES_FILTER", "native"),
+        ("JWT_SCOPES_NATIVE_MODULE", &module.display().to_string()),
+        ("ENVOY_DRAIN_SECONDS", "0"),
+    ]));
+    let container = Container::start(&env);
+    let config = std::fs::read_to_string(container.run_dir.path().join("envoy.yaml")).unwrap();
+    assert!(config.contains("filter_name: sign_guard"), "{config}");
+    for wasm in ["envoy.filters.http.wasm", "envoy.wasm.runtime.v8"] {
+        assert!(!config.contains(wasm), "`{wasm}` in\n{config}");
+    }
+    let response = Request::get("/app1/called-by-app2")
+        .header("host", "app1.example.internal")
+        .send(("127.0.0.1", container.port("sidecar")))
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let app2 = lattice.key("app2");
+    assert!(caller_of(&response).starts_with(&format!("Principal={};", app2.session_arn)));
+    let (log, _) = container.stop(1, Duration::from_secs(30));
+    assert_secrets_absent(&log, &app2.credentials, "no token in this test");
+}
+
 /// A variable that is missing, malformed or meant for the other role stops
 /// the container with a message naming it, before Envoy is started and
 /// before any configuration is written; no run prints the secret key.
@@ -980,6 +1012,25 @@ fn a_missing_or_invalid_variable_stops_the_container_naming_it() {
                 ("JWT_ISSUER", "https://x"),
             ],
             "JWT_ISSUER applies to ENVOY_ROLE=frontend only",
+        ),
+        // The filter build is both roles' (the sidecar's signing guards).
+        (
+            vec![
+                ("ENVOY_ROLE", "sidecar"),
+                ("SERVICE_NAME", "app2"),
+                ("SPEC_FILE", spec),
+                ("JWT_SCOPES_FILTER", "v8"),
+            ],
+            "JWT_SCOPES_FILTER=v8: use wasm (portable) or native",
+        ),
+        (
+            vec![
+                ("ENVOY_ROLE", "sidecar"),
+                ("SERVICE_NAME", "app2"),
+                ("SPEC_FILE", spec),
+                ("JWT_SCOPES_NATIVE_MODULE", "/nonexistent.so"),
+            ],
+            "JWT_SCOPES_NATIVE_MODULE=/nonexistent.so: no readable file",
         ),
         // envoy-gen's own checks, after the entrypoint's: still nothing starts.
         (

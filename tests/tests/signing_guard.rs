@@ -6,15 +6,21 @@
 //! counts it. Credentials only ever come from Envoy's environment or from a
 //! container credentials endpoint on 127.0.0.1 (never the instance metadata
 //! address: the chain is restricted to one provider).
+//!
+//! The guard has two builds: the wasm module's root `sign_guard` (the
+//! default) and the native module's filter `sign_guard` (`--filter native`,
+//! with jwt_scopes native too: no V8 anywhere). The `native_` tests run the
+//! native build whatever `JWT_SCOPES_FILTER` says, and need
+//! `target/native/libjwt_scopes_native.so` (`make native-module`).
 
 use bytes::Bytes;
-use e2e::envoy::{Envoy, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN};
+use e2e::envoy::{native_module, Envoy, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN};
 use e2e::http::{Request, Response};
-use e2e::lattice_stub::{Stack, Variant, DOMAIN, REGION};
-use e2e::stack::local_overrides;
+use e2e::lattice_stub::{parse_config, Stack, Variant, DOMAIN, REGION};
+use e2e::stack::{local_overrides, native};
 use envoy_gen::args::{ListenArgs, Overrides};
 use http_body_util::Full;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,6 +88,92 @@ fn container_stack(url: &str) -> Stack {
 fn assert_refused(response: &Response, what: &str) {
     assert_eq!(response.status, 503, "{what}: {}", response.text());
     assert_eq!(response.text(), REFUSAL_BODY, "{what}");
+    assert_eq!(response.header("content-type"), Some("text/plain"), "{what}");
+}
+
+/// The native guard's counter on `cluster`. Envoy 1.40 gives a dynamic
+/// module that runs as an upstream filter its cluster's stats scope, so the
+/// wasm build's name comes after `cluster.<cluster>.`: one counter per
+/// Lattice service.
+fn native_refused(envoy: &Envoy, cluster: &str) -> u64 {
+    envoy.stat(&format!("cluster.{cluster}.{REFUSED}"))
+}
+
+/// V8 VMs Envoy created (the wasm build creates one per worker and plugin).
+const V8_CREATED: &str = "wasm.envoy.wasm.runtime.v8.created";
+
+/// app2's sidecar from the reference spec, with `build` applied to the
+/// overrides, reaching the stack's Lattice stand-in.
+fn app2_sidecar(stack: &Stack, build: impl FnOnce(Overrides) -> Overrides) -> String {
+    let spec_path = e2e::envoy::workspace_root().join("envoy/examples/reference.yaml");
+    let spec = std::fs::read_to_string(&spec_path).unwrap();
+    let overrides = build(local_overrides(
+        DOMAIN,
+        REGION,
+        stack.lattice.addr.port(),
+        &stack.dir.path().join("ca.pem"),
+    ));
+    let system = envoy_gen::load(Some((&spec_path, &spec)), &overrides).unwrap();
+    let loopback = ListenArgs {
+        listen: Some("127.0.0.1:0".into()),
+        admin: Some("127.0.0.1:0".into()),
+    };
+    envoy_gen::sidecar::render(&system, "app2", &loopback).unwrap()
+}
+
+fn send_to_app1(sidecar: &Envoy, path: &str) -> Response {
+    Request::get(path)
+        .header("host", "app1.lattice.test")
+        .send(("127.0.0.1", sidecar.port("sidecar")))
+        .unwrap()
+}
+
+/// The native build's overrides, with the module built in this workspace.
+fn native_build() -> impl FnOnce(Overrides) -> Overrides {
+    let module = native_module().unwrap_or_else(|e| panic!("{e}"));
+    move |overrides| native(overrides, &module)
+}
+
+/// A stack whose frontend runs the native build, with Envoy's environment `env`.
+fn native_stack(env: Option<Vec<(String, String)>>) -> Stack {
+    let build = native_build();
+    let stack = Stack::start_with(Variant {
+        env,
+        overrides: Some(Box::new(move |o: &mut Overrides| *o = build(o.clone()))),
+        ..Variant::default()
+    });
+    assert_loads_no_wasm(&stack.config, "frontend");
+    stack
+}
+
+/// A native configuration: the guard (and jwt_scopes) come from the
+/// dynamic module, and nothing would start V8.
+fn assert_loads_no_wasm(config: &str, what: &str) {
+    for wasm in ["envoy.filters.http.wasm", "envoy.wasm.runtime.v8"] {
+        assert!(!config.contains(wasm), "{what}: `{wasm}` in\n{config}");
+    }
+    let config = parse_config(config);
+    let options = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+    let mut guards = 0;
+    for cluster in config["static_resources"]["clusters"].as_array().unwrap() {
+        let Some(filters) = cluster["typed_extension_protocol_options"][options]["http_filters"].as_array() else {
+            continue;
+        };
+        let names: Vec<&str> = filters.iter().map(|f| f["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "envoy.filters.http.aws_request_signing",
+                "envoy.filters.http.dynamic_modules",
+                "envoy.filters.http.upstream_codec"
+            ],
+            "{what}: {}",
+            cluster["name"]
+        );
+        assert_eq!(filters[1]["typed_config"]["filter_name"], "sign_guard");
+        guards += 1;
+    }
+    assert!(guards > 0, "{what}: no signed cluster");
 }
 
 #[test]
@@ -105,6 +197,8 @@ fn without_credentials_the_frontend_and_a_sidecar_refuse_with_503() {
     assert!(log.contains("[error][wasm]"), "{log}");
     // What Envoy answers itself is unaffected.
     assert_eq!(stack.send(Request::get("/health")).status, 200);
+    // The wasm build runs in V8 (the native tests check this stays 0).
+    assert!(stack.envoy.stat(V8_CREATED) > 0);
 
     // app2's sidecar from the reference spec, reaching the same stand-in.
     let spec_path = e2e::envoy::workspace_root().join("envoy/examples/reference.yaml");
@@ -182,4 +276,122 @@ fn a_slow_credentials_endpoint_gives_503_not_an_unsigned_request() {
     );
     assert_eq!(stack.envoy.stat(REFUSED), 2);
     assert_eq!(stack.reached_lattice(), 0, "an unsigned request reached Lattice");
+}
+
+#[test]
+fn native_guard_without_credentials_the_frontend_and_a_sidecar_refuse_with_503() {
+    let stack = native_stack(Some(Vec::new()));
+    let token = stack.token(json!({"sub": "alice", "scp": ["read"]}));
+    for (path, cluster) in [
+        ("/app2/x", "lattice_app2"),
+        ("/app3/y", "lattice_app3"),
+        ("/", "lattice_app1"),
+    ] {
+        assert_refused(&stack.send(Request::get(path).bearer(&token)), path);
+        assert_eq!(native_refused(&stack.envoy, cluster), 1, "{path}");
+    }
+    assert_refused(&stack.send_h2(Request::get("/app2/h2").bearer(&token)), "HTTP/2");
+    assert_eq!(native_refused(&stack.envoy, "lattice_app2"), 2);
+    assert_eq!(stack.reached_lattice(), 0, "an unsigned request reached Lattice");
+    let log = stack.envoy.log();
+    for service in ["app2.lattice.test", "app3.lattice.test", "app1.lattice.test"] {
+        assert!(
+            log.contains(&format!("sign_guard: {}", refusal_log_line(service))),
+            "{log}"
+        );
+    }
+    assert!(log.contains("[error][dynamic_modules]"), "{log}");
+    // Only the service name: no token, no header value of the request.
+    assert!(!log.contains(&token), "{log}");
+    // The readiness check goes through the guard too: not ready.
+    let ready = stack.send(Request::get("/ready"));
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert!(native_refused(&stack.envoy, "readiness") >= 1);
+    // What Envoy answers itself is unaffected, and no V8 ever started.
+    assert_eq!(stack.send(Request::get("/health")).status, 200);
+    assert_eq!(stack.envoy.stat(V8_CREATED), 0);
+
+    // app2's sidecar, native from the same spec, reaching the same stand-in.
+    let yaml = app2_sidecar(&stack, native_build());
+    assert_loads_no_wasm(&yaml, "sidecar");
+    let sidecar = Envoy::start_with_env(&yaml, &[]).unwrap();
+    assert_refused(&send_to_app1(&sidecar, "/app1/from-app2"), "sidecar");
+    assert_eq!(native_refused(&sidecar, "lattice_app1"), 1);
+    assert_eq!(native_refused(&sidecar, "lattice_app3"), 0);
+    let log = sidecar.log();
+    assert!(
+        log.contains(&format!("sign_guard: {}", refusal_log_line("app1.lattice.test"))),
+        "{log}"
+    );
+    assert!(log.contains("[error][dynamic_modules]"), "{log}");
+    assert_eq!(sidecar.stat(V8_CREATED), 0);
+    assert_eq!(stack.reached_lattice(), 0, "the sidecar sent an unsigned request");
+}
+
+#[test]
+fn native_guard_with_credentials_signs_and_forwards() {
+    let stack = native_stack(None);
+    let token = stack.token(json!({"sub": "alice", "scp": ["read"]}));
+    for path in ["/app2/x", "/"] {
+        let response = stack.send(Request::get(path).bearer(&token));
+        assert_eq!(response.status, 200, "{path}: {}", response.text());
+        let view = response.json();
+        assert_eq!(view["sigv4"], "ok", "{view:#}");
+    }
+    let response = stack.send_h2(Request::get("/app3/h2").bearer(&token));
+    assert_eq!(response.status, 200, "HTTP/2: {}", response.text());
+    assert_eq!(response.json()["sigv4"], "ok");
+    // Signed, so ready (once the JWKS has been served).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stack.send(Request::get("/ready")).status != 200 {
+        assert!(Instant::now() < deadline, "never ready:\n{}", stack.envoy.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for cluster in ["lattice_app1", "lattice_app2", "lattice_app3", "readiness"] {
+        assert_eq!(native_refused(&stack.envoy, cluster), 0, "{cluster}");
+    }
+    assert_eq!(stack.reached_lattice(), 3);
+    assert_eq!(stack.envoy.stat(V8_CREATED), 0);
+
+    let sidecar = Envoy::start(&app2_sidecar(&stack, native_build())).unwrap();
+    let response = send_to_app1(&sidecar, "/from-app2");
+    assert_eq!(response.status, 200, "{}", response.text());
+    let view: Value = response.json();
+    assert_eq!(view["sigv4"], "ok", "{view:#}");
+    assert_eq!(view["host"], "app1.lattice.test");
+    assert_eq!(native_refused(&sidecar, "lattice_app1"), 0);
+    assert_eq!(stack.reached_lattice(), 4);
+}
+
+#[test]
+fn a_native_guard_with_a_configuration_stops_envoy_at_start() {
+    let stack = native_stack(Some(Vec::new()));
+    // The sidecar as rendered, then a configuration on its guards.
+    let mut config = parse_config(&app2_sidecar(&stack, native_build()));
+    let options = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+    for (value, expected) in [
+        (json!(""), None),
+        (json!("{}"), Some("sign_guard takes no configuration")),
+        (
+            json!("{\"require_identity\": true}"),
+            Some("sign_guard takes no configuration"),
+        ),
+    ] {
+        for cluster in config["static_resources"]["clusters"].as_array_mut().unwrap() {
+            let guard = &mut cluster["typed_extension_protocol_options"][options]["http_filters"][1]["typed_config"];
+            assert_eq!(guard["filter_name"], "sign_guard");
+            guard["filter_config"] =
+                json!({"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value});
+        }
+        match expected {
+            // An empty configuration is no configuration.
+            None => drop(Envoy::start(&config.to_string()).unwrap_or_else(|e| panic!("{e}"))),
+            Some(expected) => {
+                let (status, log) = Envoy::expect_refusal(&config.to_string()).unwrap();
+                assert!(!status.success());
+                assert!(log.contains(expected), "{value}: no `{expected}` in:\n{log}");
+                assert!(log.contains("Failed to initialize dynamic module"), "{log}");
+            }
+        }
+    }
 }
