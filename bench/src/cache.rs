@@ -1023,7 +1023,7 @@ mod tests {
         );
         assert!(text.contains("No measured size meets both"), "{text}");
         assert!(
-            text.contains("Within 4 MB, the largest size measured is 100 (0.3 MB full, 0.0 % hits at K = 1000)."),
+            text.contains("Within 16 MB, the largest size measured is 100 (0.3 MB full, 0.0 % hits at K = 1000)."),
             "{text}"
         );
         assert!(
@@ -1031,7 +1031,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("At 5.9 KB per cached token, 4 MB holds about 675 tokens"),
+            text.contains("At 5.9 KB per cached token, 16 MB holds about 2698 tokens"),
             "{text}"
         );
 
