@@ -12,7 +12,7 @@ CFN_STAMP        := $(VENV)/.cfn-tools-$(CFN_LINT_VERSION)-$(CHECKOV_VERSION)
 WASM          := target/wasm32-wasip1/release/jwt_scopes.wasm
 CARGO         ?= cargo
 
-.PHONY: all build wasm native native-module envoy cfn-tools wasm-target test lint fmt demo up generate bench bench-cache soak fuzz clean
+.PHONY: all build wasm native native-module envoy cfn-tools wasm-target test lint fmt demo up generate bench bench-cache bench-path soak fuzz clean
 
 all: build
 
@@ -85,7 +85,8 @@ clean:
 generate:
 	UPDATE_GOLDEN=1 $(CARGO) test -p envoy-gen --test golden generated_files_match_the_generator
 
-## bench: CPU/request, throughput, latency and memory of the filter vs the alternatives (writes bench/REPORT.md)
+## bench: CPU/request, throughput, latency and memory of the filter vs the alternatives (writes bench/REPORT.md),
+## then the whole path against the reference as deployed (bench-path, writes bench/PATH.md)
 bench: wasm envoy
 	$(CARGO) build --release --target wasm32-wasip1 -p empty-filter
 	$(CARGO) build --profile native -p jwt-scopes-native
@@ -93,11 +94,20 @@ bench: wasm envoy
 	@command -v valgrind >/dev/null || { echo "installing valgrind with apt-get (the report's instruction counts)"; \
 	  apt-get update -qq && apt-get install -y -qq valgrind; }
 	taskset -c 1 target/release/bench
+	taskset -c 1 target/release/bench path
 
 ## bench-cache: jwt_authn's token cache, sizes x distinct tokens in rotation: CPU/request, hit rate, memory (writes bench/CACHE.md)
 bench-cache: envoy
 	$(CARGO) build --release -p bench
 	taskset -c 1 target/release/bench cache
+
+## bench-path: what a request costs over the whole path (token, mapping, signing, TLS upstream): the generated
+## frontend (wasm, native), the reference as deployed, app2's sidecar and a floor (writes bench/PATH.md);
+## its upstream listens on 127.0.0.1:443, where the reference's dynamic forward proxy connects (run as root)
+bench-path: wasm envoy
+	$(CARGO) build --profile native -p jwt-scopes-native
+	$(CARGO) build --release -p bench
+	taskset -c 1 target/release/bench path
 
 ## soak: the full stack under interleaved HTTP/1.1 and HTTP/2 load for SOAK_SECONDS (default 180); `make test` runs 20 s
 SOAK_SECONDS ?= 180

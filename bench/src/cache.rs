@@ -54,7 +54,7 @@ const QUICK_TOKENS: [usize; 2] = [1, 1000];
 
 /// The length of every token in rotation, bytes (the JWT, without
 /// `Bearer `): a realistic access token with 6 scopes and a few groups.
-const TOKEN_BYTES: usize = 1000;
+pub(crate) const TOKEN_BYTES: usize = 1000;
 /// The length of the token over Envoy's cacheable limit.
 const LARGE_TOKEN_BYTES: usize = 5000;
 /// Envoy's limit: longer tokens are never inserted (jwt_cache.cc).
@@ -179,7 +179,7 @@ fn groups_for(issuer: &Issuer, bytes: usize) -> Result<usize, String> {
 }
 
 /// `count` distinct tokens of about `bytes` bytes each, as bearer values.
-fn mint(issuer: &Issuer, count: usize, bytes: usize) -> Result<Vec<String>, String> {
+pub(crate) fn mint(issuer: &Issuer, count: usize, bytes: usize) -> Result<Vec<String>, String> {
     let groups = groups_for(issuer, bytes)?;
     let started = Instant::now();
     let tokens = (0..count)

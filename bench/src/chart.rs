@@ -1,7 +1,8 @@
 //! bench/chart.png: per arm, Envoy CPU per request added over A1 (median of
 //! the rounds, whiskers from min to max of the paired per-round
-//! differences), and resident memory. Text is drawn with the DejaVu Sans
-//! shipped in bench/fonts (plotters' ab_glyph backend: no system fonts).
+//! differences), and resident memory; `draw_bars` draws one such panel
+//! alone (bench/path.png). Text is drawn with the DejaVu Sans shipped in
+//! bench/fonts (plotters' ab_glyph backend: no system fonts).
 
 use crate::{paired, Row};
 use plotters::coord::Shift;
@@ -21,13 +22,14 @@ const ROW_HEIGHT: u32 = 30;
 const PANEL_EXTRA: u32 = 120;
 
 /// One horizontal bar.
-struct Bar {
-    label: String,
-    value: f64,
+pub(crate) struct Bar {
+    pub(crate) label: String,
+    pub(crate) value: f64,
     /// The whisker (min, max), if any.
-    spread: Option<(f64, f64)>,
-    /// The base token (else the many-scope one).
-    base_token: bool,
+    pub(crate) spread: Option<(f64, f64)>,
+    /// The first series (the base token), else the second (the many-scope
+    /// token).
+    pub(crate) base_token: bool,
 }
 
 fn err<E: std::fmt::Display>(e: E) -> String {
@@ -72,26 +74,43 @@ pub fn draw(path: &Path, rows: &[Row], few: usize) -> Result<(), String> {
     let root = BitMapBackend::new(path, (WIDTH, cpu_height + rss_height)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let (top, bottom) = root.split_vertically(cpu_height);
-    let many = rows.iter().map(|r| r.scopes).find(|s| *s != few);
+    let legend = [
+        format!("{few}-scope token"),
+        rows.iter()
+            .map(|r| r.scopes)
+            .find(|s| *s != few)
+            .map_or_else(String::new, |m| format!("{m}-scope token")),
+    ];
     panel(
         &top,
         "Envoy CPU µs per request added over A1 (jwt_authn alone): median of rounds, whiskers min–max",
         &cpu,
-        few,
-        many,
+        &legend,
     )?;
-    panel(&bottom, "Envoy resident memory (RSS), MB", &rss, few, many)?;
+    panel(&bottom, "Envoy resident memory (RSS), MB", &rss, &legend)?;
     root.present().map_err(err)?;
     Ok(())
 }
 
-/// One panel of horizontal bars, the first bar at the top.
+/// Draws one panel of `bars` into `path` (PNG), the first series named
+/// `legend[0]`, the second `legend[1]`.
+pub(crate) fn draw_bars(path: &Path, caption: &str, bars: &[Bar], legend: &[String; 2]) -> Result<(), String> {
+    register_font(FAMILY, FontStyle::Normal, FONT).map_err(|_| "bench/fonts/DejaVuSans.ttf is not a usable font")?;
+    let height = PANEL_EXTRA + ROW_HEIGHT * u32::try_from(bars.len()).unwrap_or(u32::MAX / 64).max(1);
+    let root = BitMapBackend::new(path, (WIDTH, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    panel(&root, caption, bars, legend)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// One panel of horizontal bars, the first bar at the top; the two series'
+/// names in the legend (an empty name: no legend entry).
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     caption: &str,
     bars: &[Bar],
-    few: usize,
-    many: Option<usize>,
+    legend: &[String; 2],
 ) -> Result<(), String>
 where
     DB::ErrorType: 'static,
@@ -134,14 +153,7 @@ where
         .x_label_style((FAMILY, 14))
         .draw()
         .map_err(err)?;
-    for (base, color, name) in [
-        (true, FEW, format!("{few}-scope token")),
-        (
-            false,
-            MANY,
-            many.map_or_else(String::new, |m| format!("{m}-scope token")),
-        ),
-    ] {
+    for (base, color, name) in [(true, FEW, legend[0].clone()), (false, MANY, legend[1].clone())] {
         let rects = bars
             .iter()
             .enumerate()

@@ -50,7 +50,11 @@
 //! report says so) and the CPU targets are judged by CPU time alone.
 //!
 //! `bench cache` (`make bench-cache`) runs the jwt_authn token-cache sweep
-//! instead (bench/src/cache.rs, written to bench/CACHE.md).
+//! instead (bench/src/cache.rs, written to bench/CACHE.md); `bench path`
+//! (`make bench-path`, and `make bench` after the arms) what a request costs
+//! over the whole path (token, mapping, signing, TLS to the upstream),
+//! against the reference as deployed (bench/src/path.rs, written to
+//! bench/PATH.md).
 
 use bytes::Bytes;
 use e2e::envoy::{envoy_binary, filter_wasm, workspace_root, AwsCredentials, Envoy};
@@ -76,6 +80,7 @@ use tokio::sync::{mpsc, Mutex};
 mod cache;
 mod chart;
 mod instructions;
+mod path;
 
 const CLOSED_CONNECTIONS: usize = 16;
 const OPEN_RATE: u64 = 1000;
@@ -476,18 +481,65 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, String> 
 }
 
 async fn one_request(sender: &mut SendRequest<Empty<Bytes>>, bearer: &str) -> Result<(), String> {
-    let request = hyper::Request::get("/")
-        .header("host", "bench")
-        .header("authorization", bearer)
-        .body(Empty::new())
-        .map_err(|e| e.to_string())?;
+    send(sender, Load::request_to("/", "bench", Some(bearer))?).await
+}
+
+/// Sends `request` and reads the whole answer; an error unless it is 200
+/// (with the start of the body, which says why).
+async fn send(sender: &mut SendRequest<Empty<Bytes>>, request: hyper::Request<Empty<Bytes>>) -> Result<(), String> {
     let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
     let status = response.status();
-    response.into_body().collect().await.map_err(|e| e.to_string())?;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
     if status != 200 {
-        return Err(format!("status {status}"));
+        let text = String::from_utf8_lossy(&body);
+        return Err(format!(
+            "status {status}: {}",
+            text.chars().take(300).collect::<String>().trim_end()
+        ));
     }
     Ok(())
+}
+
+/// What the load generator sends: GET `path` with `Host: host` and, when
+/// there are bearers, `authorization` with the next one in round-robin
+/// order (one order across all connections of a run).
+struct Load {
+    path: String,
+    host: String,
+    bearers: Arc<[String]>,
+}
+
+impl Load {
+    /// The main bench's request (`GET /`, `Host: bench`) with `bearers`.
+    fn bench(bearers: Arc<[String]>) -> Load {
+        Load {
+            path: "/".into(),
+            host: "bench".into(),
+            bearers,
+        }
+    }
+
+    /// The request numbered `i` of a run.
+    fn request(&self, i: usize) -> Result<hyper::Request<Empty<Bytes>>, String> {
+        let bearer = match self.bearers.len() {
+            0 => None,
+            n => self.bearers.get(i % n).map(String::as_str),
+        };
+        Load::request_to(&self.path, &self.host, bearer)
+    }
+
+    fn request_to(path: &str, host: &str, bearer: Option<&str>) -> Result<hyper::Request<Empty<Bytes>>, String> {
+        let mut request = hyper::Request::get(path).header("host", host);
+        if let Some(bearer) = bearer {
+            request = request.header("authorization", bearer);
+        }
+        request.body(Empty::new()).map_err(|e| e.to_string())
+    }
 }
 
 /// Closed loop: each connection sends as fast as answers come back.
@@ -502,19 +554,24 @@ async fn closed_loop_rotating(addr: SocketAddr, bearers: Arc<[String]>, duration
     if bearers.is_empty() {
         return Err("closed loop without a token".into());
     }
+    closed_loop_load(addr, Arc::new(Load::bench(bearers)), duration).await
+}
+
+/// Closed loop sending `load` over `CLOSED_CONNECTIONS` keep-alive
+/// connections for `duration`; returns the requests answered (all 200).
+async fn closed_loop_load(addr: SocketAddr, load: Arc<Load>, duration: Duration) -> Result<u64, String> {
     let deadline = Instant::now() + duration;
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..CLOSED_CONNECTIONS {
-        let bearers = bearers.clone();
+        let load = load.clone();
         let next = next.clone();
         tasks.push(tokio::spawn(async move {
             let mut sender = connect(addr).await?;
             let mut done = 0u64;
             while Instant::now() < deadline {
-                let i = next.fetch_add(1, Ordering::Relaxed) % bearers.len();
-                let bearer = bearers.get(i).map_or("", String::as_str);
-                one_request(&mut sender, bearer).await?;
+                let request = load.request(next.fetch_add(1, Ordering::Relaxed))?;
+                send(&mut sender, request).await?;
                 done += 1;
             }
             Ok::<u64, String>(done)
@@ -530,22 +587,37 @@ async fn closed_loop_rotating(addr: SocketAddr, bearers: Arc<[String]>, duration
 /// Open loop: requests are due at a fixed rate whatever the answers do;
 /// latency counts from when a request was due.
 async fn open_loop(addr: SocketAddr, bearer: Arc<String>, duration: Duration) -> Result<Histogram<u64>, String> {
+    open_loop_load(
+        addr,
+        Arc::new(Load::bench(Arc::from([bearer.as_str().to_owned()]))),
+        duration,
+    )
+    .await
+}
+
+/// Open loop sending `load` at `OPEN_RATE` over `OPEN_CONNECTIONS`
+/// connections: latency of each request from when it was due (so queueing
+/// counts), in µs.
+async fn open_loop_load(addr: SocketAddr, load: Arc<Load>, duration: Duration) -> Result<Histogram<u64>, String> {
     let (jobs, receiver) = mpsc::unbounded_channel::<Instant>();
     let receiver = Arc::new(Mutex::new(receiver));
     let histogram = Arc::new(std::sync::Mutex::new(
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?,
     ));
+    let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..OPEN_CONNECTIONS {
         let receiver = receiver.clone();
         let histogram = histogram.clone();
-        let bearer = bearer.clone();
+        let load = load.clone();
+        let next = next.clone();
         let mut sender = connect(addr).await?;
         workers.push(tokio::spawn(async move {
             loop {
                 let due = { receiver.lock().await.recv().await };
                 let Some(due) = due else { return Ok::<(), String>(()) };
-                one_request(&mut sender, &bearer).await?;
+                let request = load.request(next.fetch_add(1, Ordering::Relaxed))?;
+                send(&mut sender, request).await?;
                 let micros = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
                 if let Ok(mut h) = histogram.lock() {
                     let _ = h.record(micros);
@@ -678,14 +750,22 @@ fn start_pinned(filters: &[Value], env: &[(String, String)]) -> Result<(Envoy, S
     let mut full_env = AwsCredentials::test().env();
     full_env.extend(env.iter().cloned());
     let envoy = Envoy::start_with_env(&envoy_config(filters), &full_env)?;
-    let pinned = Command::new("taskset")
-        .args(["-a", "-c", "-p", "0", &envoy.pid().to_string()])
-        .output();
-    if !pinned.is_ok_and(|o| o.status.success()) {
-        return Err("taskset could not pin Envoy to CPU 0".into());
-    }
+    pin_to_cpu0(envoy.pid())?;
     let addr = SocketAddr::from(([127, 0, 0, 1], envoy.port("bench")));
     Ok((envoy, addr))
+}
+
+/// Pins every thread of process `pid` to CPU 0 (where Envoy runs; the load
+/// generator has CPU 1).
+fn pin_to_cpu0(pid: u32) -> Result<(), String> {
+    let pinned = Command::new("taskset")
+        .args(["-a", "-c", "-p", "0", &pid.to_string()])
+        .output();
+    if pinned.is_ok_and(|o| o.status.success()) {
+        Ok(())
+    } else {
+        Err("taskset could not pin Envoy to CPU 0".into())
+    }
 }
 
 impl Running {
@@ -1870,8 +1950,10 @@ fn main() -> ExitCode {
         None => runtime.block_on(run()),
         // `make bench-cache`: jwt_authn's token cache (bench/src/cache.rs).
         Some("cache") => runtime.block_on(cache::run()),
+        // `make bench-path`: the whole request path against the reference (bench/src/path.rs).
+        Some("path") => runtime.block_on(path::run()),
         Some(other) => Err(format!(
-            "unknown mode `{other}` (no argument: the arms; `cache`: the token-cache sweep)"
+            "unknown mode `{other}` (no argument: the arms; `cache`: the token-cache sweep; `path`: the whole path)"
         )),
     };
     match result {
