@@ -1269,6 +1269,21 @@ fn dockerfile() -> Vec<String> {
     lines
 }
 
+/// The variables the image's runtime stage sets (`ENV NAME=VALUE`): every
+/// container starts with them, under what compose or a task definition sets.
+fn image_env() -> Vec<(String, String)> {
+    stage(&dockerfile(), "runtime")
+        .iter()
+        .filter_map(|l| l.strip_prefix("ENV "))
+        .map(|assignment| {
+            let (name, value) = assignment
+                .split_once('=')
+                .unwrap_or_else(|| panic!("ENV {assignment}: write ENV NAME=VALUE"));
+            (name.to_string(), value.to_string())
+        })
+        .collect()
+}
+
 /// The instructions of stage `name` (from its FROM to the next).
 fn stage(lines: &[String], name: &str) -> Vec<String> {
     let start = lines
@@ -1552,6 +1567,9 @@ fn dockerfile_matches_the_project() {
     );
     let frontend_port = reference_system().frontend.listen.port;
     assert!(runtime.contains(&format!("EXPOSE {frontend_port}")), "{runtime:?}");
+    // The image runs the native build (its Envoy is the 1.40 the module is
+    // built for), which it ships at envoy-gen's default path (above).
+    assert_eq!(image_env(), [("JWT_SCOPES_FILTER".to_string(), "native".to_string())]);
 }
 
 /// The stack compose runs is the one `make demo` runs: the spec's services
@@ -1772,7 +1790,8 @@ fn docker_compose_envoys_render_and_validate() {
     let envoys = compose.envoys();
     assert!(envoys.len() >= 2, "{COMPOSE}: a frontend and sidecars");
     for envoy in envoys {
-        let mut env: Vec<(String, String)> = Vec::new();
+        // The image's own variables first, then compose's over them.
+        let mut env: Vec<(String, String)> = image_env();
         for (name, value) in envoy.env() {
             let local = if let Some(local) = envoy.local(&value) {
                 local.display().to_string()
@@ -1786,9 +1805,11 @@ fn docker_compose_envoys_render_and_validate() {
             };
             env.push((name, local));
         }
-        // The image keeps the filter at envoy-gen's default path (see
-        // dockerfile_matches_the_project); here it is the built one.
+        // The image keeps the filter's builds at envoy-gen's default paths
+        // (see dockerfile_matches_the_project); here they are the built ones.
         env.push(("JWT_SCOPES_WASM".into(), wasm()));
+        let native = e2e::envoy::native_module().unwrap_or_else(|e| panic!("{e}"));
+        env.push(("JWT_SCOPES_NATIVE_MODULE".into(), native.display().to_string()));
         env.push(("ENVOY_MODE".into(), "validate".into()));
         let run_dir = tempfile::tempdir().unwrap();
         let out = offline_entrypoint(&env, run_dir.path(), &real_envoy())
@@ -1808,5 +1829,19 @@ fn docker_compose_envoys_render_and_validate() {
             "{}: the rendered configuration holds the secret key",
             envoy.name
         );
+        // As the image runs it: the native build, so no V8 (a sidecar that
+        // calls nothing has no filter at all).
+        assert!(
+            !rendered.contains("envoy.wasm.runtime.v8") && !rendered.contains("envoy.filters.http.wasm"),
+            "{}: the image's default build is not the one rendered",
+            envoy.name
+        );
+        if rendered.contains("envoy.filters.http.jwt_authn") {
+            assert!(
+                rendered.contains("filter_name: jwt_scopes"),
+                "{}: the frontend does not run the native jwt_scopes",
+                envoy.name
+            );
+        }
     }
 }
