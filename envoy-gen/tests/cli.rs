@@ -507,3 +507,80 @@ fn the_native_build_loads_no_wasm_on_the_frontend_or_the_sidecars() {
         }
     }
 }
+
+/// What each build's jwt_authn providers write for the filter. The wasm
+/// build reads the claims from jwt_authn's metadata: `payload_in_metadata`.
+/// The native build reads them from the forwarded payload header and only
+/// the presence of the provider's key in that metadata, the proof that
+/// jwt_authn verified the token (both are written in the same step, only
+/// then): its key holds the token's header (`header_in_metadata`), never a
+/// copy of the payload, which cost a copy of every claim per request. One
+/// key per provider, named as the filter looks for it.
+#[test]
+#[allow(clippy::indexing_slicing)]
+fn each_build_gets_the_metadata_it_reads_from_jwt_authn() {
+    let dir = tempfile::tempdir().unwrap();
+    let multi = Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/examples/multi-issuer.yaml");
+    for spec in [reference_spec(), multi] {
+        let spec = spec.to_str().unwrap();
+        for build in ["wasm", "native"] {
+            let out = envoy_gen(
+                &[
+                    "frontend",
+                    "--spec",
+                    spec,
+                    "--filter",
+                    build,
+                    "--native-module",
+                    "/opt/lib/libjwt_scopes_native.so",
+                ],
+                dir.path(),
+            );
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let yaml: serde_json::Value = serde_saphyr::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
+            let hcm = &yaml["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+            let filters = hcm["http_filters"].as_array().unwrap();
+            let jwt_authn = filters
+                .iter()
+                .find(|f| f["name"] == "envoy.filters.http.jwt_authn")
+                .unwrap();
+            let providers = jwt_authn["typed_config"]["providers"].as_object().unwrap();
+            assert!(!providers.is_empty());
+            // The filter's configuration names the keys it looks for.
+            let scopes = filters
+                .iter()
+                .find(|f| {
+                    f["typed_config"]["filter_name"] == "jwt_scopes"
+                        || f["typed_config"]["config"]["root_id"] == "jwt_scopes"
+                })
+                .unwrap();
+            let filter_config = match build {
+                "native" => scopes["typed_config"]["filter_config"]["value"].as_str(),
+                _ => scopes["typed_config"]["config"]["configuration"]["value"].as_str(),
+            };
+            let filter_config: serde_json::Value = serde_json::from_str(filter_config.unwrap()).unwrap();
+            let keys: Vec<&str> = filter_config["payload_metadata_keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap())
+                .collect();
+            let names: Vec<&str> = providers.keys().map(String::as_str).collect();
+            assert_eq!(keys.len(), names.len(), "{spec} {build}");
+            for (name, provider) in providers {
+                assert!(keys.contains(&name.as_str()), "{spec} {build}: {name} not in {keys:?}");
+                let (written, absent) = match build {
+                    "native" => ("header_in_metadata", "payload_in_metadata"),
+                    _ => ("payload_in_metadata", "header_in_metadata"),
+                };
+                assert_eq!(provider[written], name.as_str(), "{spec} {build}: {provider}");
+                assert!(provider.get(absent).is_none(), "{spec} {build}: {provider}");
+                assert_eq!(
+                    provider.get("forward_payload_header").is_some(),
+                    build == "native",
+                    "{spec} {build}: {provider}"
+                );
+            }
+        }
+    }
+}

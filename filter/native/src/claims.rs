@@ -7,14 +7,18 @@
 //! namespace, and request headers. So every jwt_authn provider also gets
 //! `forward_payload_header: x-jwt-payload-<payload key>`
 //! ([`payload_header_name`]): once it has verified a token, jwt_authn
-//! writes the payload's metadata and appends that header (the payload's
-//! base64url, the token's own middle segment), both in the same step
-//! (`handleGoodJwt`).
+//! writes its metadata under the provider's key and appends that header
+//! (the payload's base64url, the token's own middle segment), both in the
+//! same step (`handleGoodJwt`). Only the key's presence is read, so what it
+//! holds does not matter: `payload_in_metadata` (the payload) and
+//! `header_in_metadata` (the token's header, which envoy-gen renders for
+//! this build: a few fields to copy per request instead of every claim) are
+//! written in that same step, only for a verified token, and prove the same.
 //!
 //! Why the header cannot be spoofed (each point alone suffices for the
 //! claims; they were checked in Envoy 1.40, tests/tests/native_module.rs):
-//! - it is read only when jwt_authn's metadata holds that payload key, which
-//!   no client can write; a request without a verified token gets no claims,
+//! - it is read only when jwt_authn's metadata holds that provider's key,
+//!   which no client can write; a request without a verified token gets no claims,
 //!   whatever headers it carries (on a route where jwt_authn checks nothing,
 //!   a client's copy reaches this filter untouched, and proves nothing);
 //! - on the routes where it checks tokens, jwt_authn removes a client's copy
