@@ -103,10 +103,13 @@ bench-cache: envoy
 
 ## bench-path: what a request costs over the whole path (token, mapping, signing, TLS upstream): the generated
 ## frontend (wasm, native), the reference as deployed, app2's sidecar and a floor (writes bench/PATH.md);
+## then where the added µs go, in instructions under callgrind (BENCH_CALLGRIND=0 skips it);
 ## its upstream listens on 127.0.0.1:443, where the reference's dynamic forward proxy connects (run as root)
 bench-path: wasm envoy
 	$(CARGO) build --profile native -p jwt-scopes-native
 	$(CARGO) build --release -p bench
+	@[ "$$BENCH_CALLGRIND" = 0 ] || command -v valgrind >/dev/null || { echo "installing valgrind with apt-get (the attribution's instruction counts)"; \
+	  apt-get update -qq && apt-get install -y -qq valgrind; }
 	taskset -c 1 target/release/bench path
 
 ## soak: the full stack under interleaved HTTP/1.1 and HTTP/2 load for SOAK_SECONDS (default 180); `make test` runs 20 s

@@ -21,8 +21,14 @@
 //! What a count is not: it weighs every instruction alike (a cache miss and
 //! an add both count 1), and V8's JIT code runs on callgrind's CPU, so it is
 //! a measure of work, converted to µs in the report at A1's measured rate.
+//! It counts user space only: the kernel's work for a request (system calls,
+//! TCP) is not in it.
+//!
+//! Each Envoy runs with exactly the job's environment, PATH and
+//! AWS_EC2_METADATA_DISABLED=true (as the harness starts Envoy), so that no
+//! credential chain can look for the instance metadata address.
 
-use crate::{connect, one_request};
+use crate::{connect, send, Load};
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::net::{SocketAddr, TcpListener};
@@ -33,8 +39,21 @@ use std::time::{Duration, Instant};
 
 /// How long Envoy may take to start under callgrind (about 60 s here).
 const START_TIMEOUT: Duration = Duration::from_secs(300);
-/// Requests before the counts are zeroed.
+/// Requests before the counts are zeroed (at least; a job whose load
+/// rotates over more tokens sends one pass over them).
 pub const WARMUP_REQUESTS: usize = 300;
+/// How often a request that failed for the machine's load is tried.
+const TRIES: usize = 3;
+
+/// Whether a request failed for the machine's load, not the configuration:
+/// Envoy, on callgrind's slow CPU, timed out connecting to the upstream (the
+/// handshake runs under callgrind too) or fetching the keys.
+fn transient(error: &str) -> bool {
+    error.contains("reset reason: connection timeout") || error.contains("Jwks remote fetch is failed")
+}
+
+/// The listener whose port is set when a job names none.
+const FIRST_LISTENER_PORT: &str = "/static_resources/listeners/0/address/socket_address/port_value";
 
 /// The Envoy binary itself: valgrind must run it, not the virtualenv's
 /// Python launcher (`.venv/bin/envoy` execs `site-packages/envoy/_bin/envoy`).
@@ -148,11 +167,16 @@ impl Drop for Counted {
 }
 
 impl Counted {
-    fn start(envoy: &Path, config: &str, env: &[(String, String)]) -> Result<Counted, String> {
-        let mut config: Value = serde_json::from_str(config).map_err(|e| format!("bench config: {e}"))?;
+    fn start(envoy: &Path, job: &Job) -> Result<Counted, String> {
+        let mut config: Value = serde_json::from_str(&job.config).map_err(|e| format!("bench config: {e}"))?;
         let port = free_port()?;
-        config["admin"]["address"]["socket_address"]["port_value"] = free_port()?.into();
-        config["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = port.into();
+        if config.get("admin").is_some() {
+            config["admin"]["address"]["socket_address"]["port_value"] = free_port()?.into();
+        }
+        let pointer = job.listener_port.as_deref().unwrap_or(FIRST_LISTENER_PORT);
+        *config
+            .pointer_mut(pointer)
+            .ok_or_else(|| format!("bench config: nothing at {pointer}"))? = port.into();
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let path = dir.path().join("envoy.json");
         std::fs::write(&path, config.to_string()).map_err(|e| e.to_string())?;
@@ -165,7 +189,10 @@ impl Counted {
             .arg(envoy)
             .args(["--concurrency", "1", "-l", "error", "--disable-hot-restart", "-c"])
             .arg(&path)
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .envs(job.env.iter().map(|(k, v)| (k, v)))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -199,18 +226,21 @@ impl Counted {
         Ok(text)
     }
 
-    /// Waits until Envoy answers `bearer`'s request with 200.
-    async fn ready(&mut self, bearer: &str) -> Result<(), String> {
+    /// Waits until Envoy answers `load`'s first request with 200.
+    async fn ready(&mut self, load: &Load) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("Envoy under callgrind exited with {status}"));
             }
             if let Ok(mut sender) = connect(self.addr).await {
-                match one_request(&mut sender, bearer).await {
+                match send(&mut sender, load.request(0)?).await {
                     Ok(()) => return Ok(()),
-                    // Envoy listens only once started: any answer but 200
-                    // is the arm failing, not Envoy starting.
+                    // jwt_authn's first key fetch may not be done yet on a
+                    // loaded machine (it is retried every second).
+                    Err(e) if transient(&e) => {}
+                    // Envoy listens only once started: any other answer but
+                    // 200 is the arm failing, not Envoy starting.
                     Err(e) if e.starts_with("status ") => {
                         return Err(format!("Envoy under callgrind answered {e}, not 200"));
                     }
@@ -224,25 +254,96 @@ impl Counted {
         }
     }
 
-    /// Instructions per request over `requests` requests (every one 200).
-    async fn count(&mut self, bearer: &str, requests: usize) -> Result<f64, String> {
-        self.ready(bearer).await?;
+    /// Instructions per request over `requests` requests of `job`'s load
+    /// (every one 200), numbered on from the warm-up's (so a rotation goes
+    /// on where the warm-up left it); with `job.profile`, the counted
+    /// requests' profile (`callgrind_control --dump`) is copied there.
+    async fn count(&mut self, job: &Job, requests: usize) -> Result<f64, String> {
+        let load = &job.load;
+        self.ready(load).await?;
         let mut sender = connect(self.addr).await?;
-        for _ in 0..WARMUP_REQUESTS {
-            one_request(&mut sender, bearer).await?;
+        let warmup = WARMUP_REQUESTS.max(load.bearers.len());
+        for i in 0..warmup {
+            let mut tries = 0;
+            while let Err(e) = send(&mut sender, load.request(i)?).await {
+                tries += 1;
+                if !transient(&e) || tries == TRIES {
+                    return Err(e);
+                }
+                sender = connect(self.addr).await?;
+            }
         }
-        let zeroed = self.control(&["--zero"])?;
-        if !zeroed.contains("OK.") {
-            return Err(format!("callgrind_control --zero did not confirm: {}", zeroed.trim()));
+        // The counted requests, again from a zero count when one of them
+        // failed for the machine's load (see `transient`).
+        let mut tries = 0;
+        let total = loop {
+            let zeroed = self.control(&["--zero"])?;
+            if !zeroed.contains("OK.") {
+                return Err(format!("callgrind_control --zero did not confirm: {}", zeroed.trim()));
+            }
+            let mut failed = None;
+            for i in warmup..warmup + requests {
+                if let Err(e) = send(&mut sender, load.request(i)?).await {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            match failed {
+                None => {
+                    let text = self.control(&["-e"])?;
+                    break parse_totals(&text)
+                        .filter(|t| *t > 0)
+                        .ok_or_else(|| format!("callgrind_control -e gave no totals: {}", text.trim()))?;
+                }
+                Some(e) => {
+                    tries += 1;
+                    if !transient(&e) || tries == TRIES {
+                        return Err(e);
+                    }
+                    eprintln!("  {}: {e}; counting again", job.label);
+                    sender = connect(self.addr).await?;
+                }
+            }
+        };
+        if let Some(profile) = &job.profile {
+            self.dump(profile)?;
         }
-        for _ in 0..requests {
-            one_request(&mut sender, bearer).await?;
-        }
-        let text = self.control(&["-e"])?;
-        let total = parse_totals(&text)
-            .filter(|t| *t > 0)
-            .ok_or_else(|| format!("callgrind_control -e gave no totals: {}", text.trim()))?;
         Ok(total as f64 / requests as f64)
+    }
+
+    /// Writes the counts since the last zero to a profile (callgrind
+    /// names it `callgrind.out.<n>` next to the final one) and copies it
+    /// to `to`.
+    fn dump(&self, to: &Path) -> Result<(), String> {
+        let before = self.dumps();
+        let dumped = self.control(&["--dump"])?;
+        if !dumped.contains("OK.") {
+            return Err(format!("callgrind_control --dump did not confirm: {}", dumped.trim()));
+        }
+        let new = self
+            .dumps()
+            .into_iter()
+            .find(|p| !before.contains(p))
+            .ok_or("callgrind_control --dump wrote no profile")?;
+        std::fs::copy(&new, to).map_err(|e| format!("{} -> {}: {e}", new.display(), to.display()))?;
+        Ok(())
+    }
+
+    /// The profiles dumped so far (`callgrind.out.*` in the run's directory).
+    fn dumps(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self._dir.path())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("callgrind.out."))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -250,9 +351,17 @@ impl Counted {
 pub struct Job {
     /// For progress lines (`A3 (32 scopes)`).
     pub label: String,
+    /// The bootstrap, as JSON.
     pub config: String,
+    /// Envoy's environment (besides PATH and AWS_EC2_METADATA_DISABLED).
     pub env: Vec<(String, String)>,
-    pub bearer: Arc<String>,
+    /// The requests, numbered from 0: the warm-up's, then the counted ones.
+    pub load: Arc<Load>,
+    /// The JSON pointer of the port of the listener the requests go to
+    /// (set to a free port); None: the first listener's.
+    pub listener_port: Option<String>,
+    /// Where to copy the counted requests' callgrind profile, if anywhere.
+    pub profile: Option<PathBuf>,
 }
 
 /// Instructions per request of every job, in job order, two Envoys at a
@@ -272,8 +381,8 @@ pub async fn count_all(envoy: &Path, jobs: &[Job], requests: usize) -> Result<Ve
             let Some(job) = jobs.get(i) else { return };
             next.set(i + 1);
             let started = Instant::now();
-            let result = match Counted::start(envoy, &job.config, &job.env) {
-                Ok(mut counted) => counted.count(&job.bearer, requests).await,
+            let result = match Counted::start(envoy, job) {
+                Ok(mut counted) => counted.count(job, requests).await,
                 Err(e) => Err(e),
             };
             match result {

@@ -949,7 +949,9 @@ async fn count_instructions(
             label: row.label(),
             config: envoy_config(&arm.filters),
             env,
-            bearer: token.bearer.clone(),
+            load: Arc::new(Load::bench(Arc::from([token.bearer.to_string()]))),
+            listener_port: None,
+            profile: None,
         });
         which.push(i);
     }

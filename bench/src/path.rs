@@ -59,8 +59,27 @@
 //! interface shows it. Written to bench/PATH.md with the chart
 //! bench/path.png; the targets are computed from the rows.
 //!
+//! Variants, timed with one token repeated in rows of their own and part of
+//! no target (TIMED_VARIANTS): F2 and F1 without their access log, and F2
+//! with the whole payload in jwt_authn's metadata (as envoy-gen rendered
+//! the native build before it took the token's header as its proof).
+//!
+//! After the timed rounds, the callgrind phase (bench/src/path/
+//! attribution.rs): F0, F1, F2 and R in both token modes, the variants, and
+//! each configuration with its parts taken out one after the other, counted
+//! in instructions per request under valgrind's callgrind as `make bench`
+//! counts them (bench/src/instructions.rs); the report's "Where the added
+//! µs go" says what each part costs.
+//!
 //! Environment: as the main bench, BENCH_ROUNDS (7), BENCH_SECONDS (4),
-//! BENCH_WARMUP_SECONDS (2), BENCH_OPEN_SECONDS (6), BENCH_OUT (bench/).
+//! BENCH_WARMUP_SECONDS (2), BENCH_OPEN_SECONDS (6), BENCH_OUT (bench/),
+//! BENCH_CALLGRIND=0 (no callgrind phase), BENCH_CALLGRIND_REQUESTS (1000);
+//! for working on the attribution: BENCH_PATH_ONLY_CALLGRIND=1 (the
+//! callgrind phase alone, printed, nothing written), BENCH_CALLGRIND_ONLY
+//! (comma-separated ids, e.g. `F2,F2-log`: count only those),
+//! BENCH_CALLGRIND_PROFILES (a directory to keep the profiles in).
+
+mod attribution;
 
 use crate::chart::{self, Bar};
 use crate::{
@@ -76,6 +95,7 @@ use e2e::tls::{Received, TestCa, TlsServer};
 use envoy_gen::args::{FrontendArgs, LatticeArgs, ListenArgs, Overrides};
 use envoy_gen::spec::{Credentials, FilterBuild};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -111,6 +131,33 @@ const S: &str = "S";
 /// The configurations whose requests reach the upstream with the user's identity.
 const WITH_IDENTITY: [&str; 3] = [F1, F2, R];
 
+/// Whether the upstream requires the user's identity of requests from `id`:
+/// a configuration of WITH_IDENTITY, or a variant of one (`F2-log`) that
+/// keeps every part that adds it.
+fn needs_identity(id: &str) -> bool {
+    attribution::parse_id(id)
+        .is_some_and(|(base, parts)| WITH_IDENTITY.contains(&base) && parts.iter().all(|p| p.keeps_identity()))
+}
+
+/// What the requests of `id` name after `/app1/`, which tells the upstream
+/// what to require: a configuration's own id; for a variant, its base's id
+/// (lower-cased when the variant adds no identity, so the upstream does not
+/// require it). Every path has its configuration's length: the path is
+/// parsed, normalised, matched, signed and logged, and a longer one costs
+/// more (measured: 6 more characters, about 1,500 more instructions).
+fn path_id(id: &str) -> String {
+    match attribution::parse_id(id) {
+        Some((base, parts)) if !parts.is_empty() => {
+            if needs_identity(id) {
+                base.to_string()
+            } else {
+                base.to_lowercase()
+            }
+        }
+        _ => id.to_string(),
+    }
+}
+
 /// Envoy's instance-metadata and container-credentials clusters (Envoy
 /// 1.40, credential_provider_chains.cc): created only when the chain
 /// includes those providers.
@@ -129,7 +176,7 @@ fn host(service: &str) -> String {
     format!("{service}.{DOMAIN}")
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Mode {
     Repeated,
     Rotating,
@@ -142,6 +189,14 @@ impl Mode {
         match self {
             Mode::Repeated => "one token repeated".into(),
             Mode::Rotating => format!("{} tokens in rotation", thousands(TOKENS)),
+        }
+    }
+
+    /// For file names.
+    fn key(self) -> &'static str {
+        match self {
+            Mode::Repeated => "repeated",
+            Mode::Rotating => "rotating",
         }
     }
 
@@ -198,7 +253,7 @@ fn check_upstream(r: &Received) -> Result<(), String> {
     if r.header("x-amz-content-sha256").as_deref() != Some("UNSIGNED-PAYLOAD") {
         return Err("x-amz-content-sha256 is not UNSIGNED-PAYLOAD".into());
     }
-    if WITH_IDENTITY.contains(&config) {
+    if needs_identity(config) {
         if r.header("x-jwt-scope-test.all").as_deref() != Some("true") {
             return Err(format!("{config}: no x-jwt-scope-test.all: true"));
         }
@@ -593,6 +648,9 @@ struct Facts {
     access_log: bool,
     /// jwt_authn's `jwt_cache_size`, where set.
     cache_size: Option<u64>,
+    /// What jwt_authn's providers write for the filter: `payload_in_metadata`,
+    /// `header_in_metadata`, `forward_payload_header` (those set).
+    jwt_outputs: Vec<&'static str>,
 }
 
 impl Facts {
@@ -606,6 +664,14 @@ impl Facts {
             guards: guards(config),
             access_log: !logs.is_empty(),
             cache_size: sizes.first().and_then(|v| v.as_u64()),
+            jwt_outputs: ["payload_in_metadata", "header_in_metadata", "forward_payload_header"]
+                .into_iter()
+                .filter(|key| {
+                    let mut found = Vec::new();
+                    values_of(config, key, &mut found);
+                    !found.is_empty()
+                })
+                .collect(),
         }
     }
 
@@ -661,7 +727,7 @@ enum Launch {
 }
 
 struct Config {
-    id: &'static str,
+    id: String,
     /// Short, for the chart.
     name: String,
     what: String,
@@ -676,6 +742,16 @@ struct Config {
 impl Config {
     fn label(&self) -> String {
         format!("{} {}", self.id, self.name)
+    }
+
+    /// The token modes it is timed in: a variant (`F2-log`) only with one
+    /// token repeated.
+    fn modes(&self) -> &'static [Mode] {
+        if self.id.contains('-') {
+            &[Mode::Repeated]
+        } else {
+            &Mode::ALL
+        }
     }
 }
 
@@ -1330,6 +1406,8 @@ struct Inputs<'a> {
     check: &'a ReferenceCheck,
     dns_queries: usize,
     chart_file: Option<&'a str>,
+    /// The callgrind phase's counts, when it ran.
+    counted: Option<&'a attribution::Counted>,
 }
 
 fn percent(s: &Spread) -> String {
@@ -1349,7 +1427,8 @@ fn report(inputs: &Inputs<'_>) -> String {
     let _ = writeln!(
         out,
         "Every configuration runs in its own Envoy (`--concurrency 1`, pinned to CPU 0); the load generator, the \
-         upstream, the IdP and the DNS server share CPU 1. Requests: `GET /app1/<configuration>` with `Host: {}` \
+         upstream, the IdP and the DNS server share CPU 1. Requests: `GET /app1/<configuration>` (a variant's: its \
+         configuration's path, lower-cased when it adds no identity) with `Host: {}` \
          and `authorization: Bearer <token>`, HTTP/1.1 keep-alive; closed loop over {CLOSED_CONNECTIONS} \
          connections, {} interleaved rounds of {}s after one pass over the tokens and {}s of warm-up; latency: open \
          loop at {OPEN_RATE} req/s for {}s over {OPEN_CONNECTIONS} connections, measured from each request's \
@@ -1468,6 +1547,15 @@ fn report(inputs: &Inputs<'_>) -> String {
         let _ = writeln!(out, "  - {line}.");
     }
 
+    if let Some(counted) = inputs.counted {
+        attribution::section(
+            &mut out,
+            counted,
+            &|mode| find(rows, F0, mode).map(|r| r.cpu.median),
+            &|id, mode| added_spread(rows, id, mode).map(|s| s.median),
+        );
+    }
+
     reference_section(&mut out, inputs);
 
     let _ = writeln!(out, "\n## Notes\n");
@@ -1579,7 +1667,20 @@ struct Built {
     vars: Vec<(&'static str, String)>,
     changes: Vec<Change>,
     notes: Vec<String>,
+    /// The parsed bootstraps of F0, F1, F2 and R, by id (for the variants
+    /// and the callgrind phase).
+    docs: BTreeMap<String, Value>,
 }
+
+/// The variants measured with the configurations in the timed rounds, one
+/// token repeated (rows of their own, no target): what the access log costs
+/// each build, and what the native build's proof of verification saves
+/// (F2 as rendered before, with the payload in jwt_authn's metadata).
+const TIMED_VARIANTS: [(&str, &[attribution::Part]); 3] = [
+    (F2, &[attribution::Part::AccessLog]),
+    (F1, &[attribution::Part::AccessLog]),
+    (F2, &[attribution::Part::HeaderProof]),
+];
 
 /// The signing guards of a bootstrap's clusters: "the signing guard (wasm
 /// in V8) in each of its 3 clusters".
@@ -1600,13 +1701,16 @@ fn guard_text(facts: &Facts) -> String {
 fn build(local: &Local) -> Result<Built, String> {
     let mut configs = Vec::new();
     let mut notes = Vec::new();
+    let mut docs = BTreeMap::new();
 
     let f1_text = frontend(local, FilterBuild::Wasm)?;
     let f1_doc = parse_yaml(&f1_text).map_err(|e| format!("F1: {e}"))?;
     let (f0_doc, removed) = floor(&f1_doc)?;
     let f0_facts = Facts::of(&f0_doc);
+    docs.insert(F0.to_string(), f0_doc.clone());
+    docs.insert(F1.to_string(), f1_doc.clone());
     configs.push(Config {
-        id: F0,
+        id: F0.into(),
         name: "floor: sign + TLS".into(),
         what: format!(
             "a listener whose only filter is the router, in front of F1's cluster `lattice_app1` (the same \
@@ -1623,9 +1727,15 @@ fn build(local: &Local) -> Result<Built, String> {
     let frontend_what = |facts: &Facts, build: &str| {
         format!(
             "`envoy-gen frontend` ({build} build) as the library renders it for this run: jwt_authn (remote JWKS \
-             over TLS from the local IdP, `jwt_cache_size: {}`), jwt_scopes ({}), routes to app1/2/3, \
+             over TLS from the local IdP, `jwt_cache_size: {}`, {}), jwt_scopes ({}), routes to app1/2/3, \
              aws_request_signing and {} as upstream filters, {}",
             facts.cache_size.map_or_else(|| "none".into(), |n| n.to_string()),
+            facts
+                .jwt_outputs
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(" and "),
             if build == "wasm" {
                 "proxy-wasm"
             } else {
@@ -1641,7 +1751,7 @@ fn build(local: &Local) -> Result<Built, String> {
     };
     let f1_facts = Facts::of(&f1_doc);
     configs.push(Config {
-        id: F1,
+        id: F1.into(),
         name: "generated, wasm".into(),
         what: frontend_what(&f1_facts, "wasm"),
         text: f1_text,
@@ -1652,9 +1762,11 @@ fn build(local: &Local) -> Result<Built, String> {
 
     if local.native.is_some() {
         let text = frontend(local, FilterBuild::Native)?;
-        let facts = Facts::of(&parse_yaml(&text).map_err(|e| format!("F2: {e}"))?);
+        let doc = parse_yaml(&text).map_err(|e| format!("F2: {e}"))?;
+        let facts = Facts::of(&doc);
+        docs.insert(F2.to_string(), doc);
         configs.push(Config {
-            id: F2,
+            id: F2.into(),
             name: "generated, native".into(),
             what: frontend_what(&facts, "native"),
             text,
@@ -1691,8 +1803,9 @@ fn build(local: &Local) -> Result<Built, String> {
         .map(|c| c.pointer.clone())
         .ok_or("bug: the reference's listener port was not changed")?;
     let r_facts = Facts::of(&reference);
+    docs.insert(R.to_string(), reference.clone());
     configs.push(Config {
-        id: R,
+        id: R.into(),
         name: "reference as deployed".into(),
         what: format!(
             "the reference's envoy.yaml.in ({REFERENCE_COMMIT}) with its variables substituted and only its \
@@ -1713,7 +1826,7 @@ fn build(local: &Local) -> Result<Built, String> {
     let s_text = sidecar(local)?;
     let s_facts = Facts::of(&parse_yaml(&s_text).map_err(|e| format!("S: {e}"))?);
     configs.push(Config {
-        id: S,
+        id: S.into(),
         name: "sidecar of app2".into(),
         what: format!(
             "`envoy-gen sidecar --service app2` from {SIDECAR_SPEC} (wasm build, the default) with this run's \
@@ -1731,6 +1844,25 @@ fn build(local: &Local) -> Result<Built, String> {
         launch: Launch::Harness("sidecar"),
         stat_prefix: None,
     });
+
+    for (base, without) in TIMED_VARIANTS {
+        let Some(doc) = docs.get(base) else { continue };
+        let id = attribution::variant_id(base, without);
+        let doc = attribution::variant(doc, without).map_err(|e| format!("{id}: {e}"))?;
+        let facts = Facts::of(&doc);
+        configs.push(Config {
+            name: format!("variant: {}", attribution::variant_text(&id)),
+            what: format!(
+                "a variant, not part of any target: {base} exactly as above without {}",
+                without.iter().map(|p| p.what()).collect::<Vec<_>>().join(", ")
+            ),
+            id,
+            text: doc.to_string(),
+            facts,
+            launch: Launch::Harness("frontend"),
+            stat_prefix: Some("frontend"),
+        });
+    }
     Ok(Built {
         configs,
         reference,
@@ -1738,6 +1870,7 @@ fn build(local: &Local) -> Result<Built, String> {
         vars,
         changes,
         notes,
+        docs,
     })
 }
 
@@ -1785,25 +1918,38 @@ pub(crate) async fn run() -> Result<(), String> {
         vars,
         changes,
         mut notes,
+        docs,
     } = build(&local)?;
     let load = |id: &str, mode: Mode| {
         Arc::new(Load {
-            path: format!("/app1/{id}"),
+            path: format!("/app1/{}", path_id(id)),
             host: host("app1"),
             bearers: bearers(mode),
         })
     };
 
-    let envoys = configs.len() * Mode::ALL.len();
+    if std::env::var("BENCH_PATH_ONLY_CALLGRIND").is_ok_and(|v| v == "1") {
+        // For working on the attribution: the callgrind phase alone,
+        // printed, nothing written.
+        let counted = count_instructions(&docs, &reference_port, &settings, &load)
+            .await?
+            .map_err(|why| format!("instructions cannot be counted: {why}"))?;
+        let mut text = String::new();
+        attribution::section(&mut text, &counted, &|_| None, &|_, _| None);
+        println!("{text}");
+        return Ok(());
+    }
+
+    let envoys: usize = configs.iter().map(|c| c.modes().len()).sum();
     let estimate = envoys as f64
         * (3.0
             + settings.warmup.as_secs_f64()
             + settings.rounds as f64 * settings.closed.as_secs_f64()
             + settings.open.as_secs_f64());
     eprintln!(
-        "{} configurations × {} token modes = {envoys} Envoys; the measurement takes about {:.1} min",
+        "{} configurations (variants with one token only) = {envoys} Envoys; the timed measurement takes about {:.1} \
+         min",
         configs.len(),
-        Mode::ALL.len(),
         estimate / 60.0
     );
 
@@ -1812,10 +1958,10 @@ pub(crate) async fn run() -> Result<(), String> {
 
     let mut running = Vec::new();
     for config in &configs {
-        for mode in Mode::ALL {
+        for &mode in config.modes() {
             eprintln!("starting {} with {}", config.label(), mode.name());
             running.push(
-                Running::start(config, mode, load(config.id, mode))
+                Running::start(config, mode, load(&config.id, mode))
                     .await
                     .map_err(|e| format!("{}, {}: {e}", config.label(), mode.name()))?,
             );
@@ -1867,6 +2013,17 @@ pub(crate) async fn run() -> Result<(), String> {
     let dns_queries = dns.queries();
     drop(running);
 
+    // After the timed rounds, never during them.
+    let counted = match count_instructions(&docs, &reference_port, &settings, &load).await? {
+        Ok(counted) => Some(counted),
+        Err(why) => {
+            notes.push(format!(
+                "instructions were not counted ({why}): no \"Where the added µs go\" section."
+            ));
+            None
+        }
+    };
+
     std::fs::create_dir_all(&settings.out).map_err(|e| format!("{}: {e}", settings.out.display()))?;
     let chart_path = settings.out.join("path.png");
     let chart_file = match draw(&chart_path, &rows, &configs) {
@@ -1887,6 +2044,7 @@ pub(crate) async fn run() -> Result<(), String> {
         check: &check,
         dns_queries,
         chart_file,
+        counted: counted.as_ref(),
     });
     println!("{text}");
     let path = settings.out.join("PATH.md");
@@ -1899,13 +2057,45 @@ pub(crate) async fn run() -> Result<(), String> {
     Ok(())
 }
 
+/// The callgrind phase (bench/src/path/attribution.rs), with the run's
+/// upstream, IdP and DNS server up; `Err(why)` when instructions cannot be
+/// counted here (no valgrind, or BENCH_CALLGRIND=0). BENCH_CALLGRIND_ONLY
+/// (comma-separated ids: `F2,F2-log`) counts only those;
+/// BENCH_CALLGRIND_PROFILES (a directory) keeps the profiles there.
+async fn count_instructions(
+    docs: &BTreeMap<String, Value>,
+    reference_port: &str,
+    settings: &Settings,
+    load: &impl Fn(&str, Mode) -> Arc<Load>,
+) -> Result<Result<attribution::Counted, String>, String> {
+    if let Some(why) = crate::instructions::unavailable() {
+        return Ok(Err(why));
+    }
+    let timed: Vec<String> = TIMED_VARIANTS
+        .iter()
+        .map(|(base, without)| attribution::variant_id(base, without))
+        .collect();
+    let mut counts = attribution::counts(docs, &timed, reference_port)?;
+    if let Ok(only) = std::env::var("BENCH_CALLGRIND_ONLY") {
+        let only: Vec<&str> = only.split(',').map(str::trim).collect();
+        counts.retain(|c| only.contains(&c.id.as_str()));
+    }
+    let keep = std::env::var_os("BENCH_CALLGRIND_PROFILES").map(PathBuf::from);
+    if let Some(dir) = &keep {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    attribution::run(counts, settings.callgrind_requests, load, keep.as_deref())
+        .await
+        .map(Ok)
+}
+
 /// bench/path.png: CPU µs/request per configuration, one bar per token
 /// mode (median of rounds, whiskers min–max).
 fn draw(path: &Path, rows: &[Row], configs: &[Config]) -> Result<(), String> {
     let mut bars = Vec::new();
     for c in configs {
         for mode in Mode::ALL {
-            if let Some(r) = find(rows, c.id, mode) {
+            if let Some(r) = find(rows, &c.id, mode) {
                 bars.push(Bar {
                     label: match mode {
                         Mode::Repeated => c.label(),
