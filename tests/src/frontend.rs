@@ -107,15 +107,21 @@ impl Frontend<'_> {
             "audiences": [AUDIENCE],
             "require_expiration": true,
             "local_jwks": {"inline_string": self.jwks},
-            "payload_in_metadata": PAYLOAD_KEY,
             // Only `Authorization: Bearer`: never a token from the query
             // string (jwt_authn's default also reads `?access_token=`).
             "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
         });
-        if let Build::Native(_) = self.build {
+        match self.build {
+            // As envoy-gen renders it: the wasm build reads the verified
+            // payload from jwt_authn's metadata.
+            Build::Wasm(_) => provider["payload_in_metadata"] = json!(PAYLOAD_KEY),
             // As envoy-gen renders it: the native build reads the verified
-            // payload from the header jwt_authn forwards it in.
-            provider["forward_payload_header"] = json!(native_payload_header());
+            // payload from the header jwt_authn forwards it in, once the
+            // provider's key (holding the token's header) proves it verified.
+            Build::Native(_) => {
+                provider["header_in_metadata"] = json!(PAYLOAD_KEY);
+                provider["forward_payload_header"] = json!(native_payload_header());
+            }
         }
         let mut hcm = json!({
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",

@@ -34,6 +34,10 @@ struct Options {
     early_strip: bool,
     /// `dynamic_module_config.metrics_namespace`, when set.
     metrics_namespace: Option<&'static str>,
+    /// What jwt_authn writes under the provider's key, the proof that it
+    /// verified the token: `header_in_metadata` as envoy-gen renders the
+    /// native build, or `payload_in_metadata` (the wasm build's).
+    proof: &'static str,
     /// `dynamic_module_config.module.local.filename`, when set (else the
     /// module is found by name in `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`).
     module_file: Option<String>,
@@ -48,6 +52,7 @@ impl Default for Options {
             early_strip: false,
             metrics_namespace: None,
             module_file: None,
+            proof: "header_in_metadata",
         }
     }
 }
@@ -84,9 +89,9 @@ fn envoy_config(jwks: &str, upstream_port: u16, options: &Options) -> String {
         "audiences": [AUDIENCE],
         "require_expiration": true,
         "local_jwks": {"inline_string": jwks},
-        "payload_in_metadata": "jwt_payload",
         "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
     });
+    provider[options.proof] = json!("jwt_payload");
     if options.forward_payload {
         provider["forward_payload_header"] = json!(PAYLOAD_HEADER);
     }
@@ -382,6 +387,34 @@ fn a_forged_payload_header_is_never_trusted() {
             .stat("dynamicmodulescustom.jwt_scopes.requests_with_identity"),
         1
     );
+}
+
+/// The proof that jwt_authn verified the token is the provider's key in its
+/// metadata, whatever the key holds: envoy-gen renders `header_in_metadata`
+/// (the token's header) for this build, and a hand-written configuration
+/// with `payload_in_metadata` (the wasm build's) works the same. Without a
+/// verified token there is no key, and a forged payload proves nothing.
+#[test]
+fn either_metadata_proof_of_verification_is_read() {
+    for proof in ["header_in_metadata", "payload_in_metadata"] {
+        let setup = Setup::new(Options {
+            proof,
+            early_strip: true,
+            ..Options::default()
+        });
+        let token = setup.token(json!({"sub": "alice", "scp": ["read"]}));
+        let seen = setup.upstream_headers(Request::get("/api").bearer(&token));
+        assert_eq!(
+            identity(&seen),
+            pairs(&[("x-jwt-subject", "alice"), ("x-jwt-scope-read", "true")]),
+            "{proof}: {seen:?}"
+        );
+        assert!(
+            seen.iter().all(|(n, _)| !n.starts_with("x-jwt-payload")),
+            "{proof}: {seen:?}"
+        );
+        forged_beside_a_token_and_alone(&setup);
+    }
 }
 
 #[test]
