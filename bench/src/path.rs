@@ -1851,7 +1851,11 @@ fn build(local: &Local) -> Result<Built, String> {
         let doc = attribution::variant(doc, without).map_err(|e| format!("{id}: {e}"))?;
         let facts = Facts::of(&doc);
         configs.push(Config {
-            name: format!("variant: {}", attribution::variant_text(&id)),
+            // Short, for the chart: "F2-log variant: without the access log".
+            name: format!(
+                "variant: {}",
+                attribution::variant_text(&id).trim_start_matches(base).trim_start()
+            ),
             what: format!(
                 "a variant, not part of any target: {base} exactly as above without {}",
                 without.iter().map(|p| p.what()).collect::<Vec<_>>().join(", ")

@@ -145,7 +145,7 @@ impl Part {
     /// What a variant without the part is, short: "without the access log".
     fn short(self) -> String {
         match self {
-            Part::HeaderProof => "with the payload in jwt_authn's metadata (as before)".into(),
+            Part::HeaderProof => "with the payload in metadata (as before)".into(),
             _ => format!("without {}", self.what().split(" (").next().unwrap_or_default()),
         }
     }
@@ -542,7 +542,10 @@ fn signed_thousands(x: f64) -> String {
 }
 
 fn us(ir: f64, ns: Option<f64>) -> String {
-    ns.map_or_else(|| "n/a".into(), |ns| format!("{:+.1}", ir * ns / 1000.0))
+    ns.map_or_else(
+        || "n/a".into(),
+        |ns| format!("{:+.1}", ir * ns / 1000.0).replace('-', "−"),
+    )
 }
 
 /// The native module's functions worth a line in F2's profile, with what
@@ -594,7 +597,7 @@ pub(super) fn section(
          Envoy's threads are divided by their number. µs are instructions × F0's ns per instruction in the same \
          token mode (F0's median CPU µs ÷ F0's instructions), as `make bench` converts at A1's rate.\n",
         instructions::WARMUP_REQUESTS,
-        counted.requests
+        super::thousands(counted.requests)
     );
     let _ = writeln!(
         out,
@@ -847,10 +850,7 @@ mod tests {
             assert_eq!(Part::from_key(part.key()), Some(part));
         }
         assert_eq!(variant_text("F2-log"), "F2 without the access log");
-        assert_eq!(
-            variant_text("F2-pim"),
-            "F2 with the payload in jwt_authn's metadata (as before)"
-        );
+        assert_eq!(variant_text("F2-pim"), "F2 with the payload in metadata (as before)");
     }
 
     #[test]
@@ -991,9 +991,7 @@ mod tests {
         assert!(out.contains("| +48,000 | +9.6 | 27 % |"), "{out}");
         assert!(out.contains("**+180,000** | **+36.0** | 100 %"), "{out}");
         assert!(
-            out.contains(
-                "| F2-pim: F2 with the payload in jwt_authn's metadata (as before) | 513,000 | +33,000 | +6.6 |"
-            ),
+            out.contains("| F2-pim: F2 with the payload in metadata (as before) | 513,000 | +33,000 | +6.6 |"),
             "{out}"
         );
         // No R: no ratio, no chain of its own.
