@@ -417,6 +417,42 @@ fn upstream_filters(config: &str) -> Vec<(String, Vec<String>)> {
                     "envoy.filters.http.wasm" => {
                         format!("wasm {}", f["typed_config"]["config"]["root_id"].as_str().unwrap())
                     }
+                    // The wasm guard, skipped for a request Envoy signed.
+                    "envoy.filters.http.match_delegate" => {
+                        let config = &f["typed_config"];
+                        let inner = &config["extension_config"];
+                        assert_eq!(inner["name"], "envoy.filters.http.wasm", "{config}");
+                        let matcher = &config["xds_matcher"]["matcher_list"]["matchers"][0];
+                        let skip = &matcher["on_match"]["action"]["typed_config"]["@type"];
+                        assert_eq!(
+                            skip,
+                            "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter"
+                        );
+                        let tested: Vec<String> = matcher["predicate"]["and_matcher"]["predicate"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|p| {
+                                let p = &p["single_predicate"];
+                                format!(
+                                    "{} ~ {}",
+                                    p["input"]["typed_config"]["header_name"].as_str().unwrap(),
+                                    p["value_match"]["safe_regex"]["regex"].as_str().unwrap()
+                                )
+                            })
+                            .collect();
+                        assert_eq!(
+                            tested,
+                            [
+                                r"authorization ~ AWS4-HMAC-SHA256 Credential=[^\s,].*",
+                                "x-amz-date ~ .+"
+                            ]
+                        );
+                        format!(
+                            "wasm {} unless signed",
+                            inner["typed_config"]["config"]["root_id"].as_str().unwrap()
+                        )
+                    }
                     other => other.to_string(),
                 })
                 .collect();
@@ -503,7 +539,7 @@ fn the_native_build_loads_no_wasm_on_the_frontend_or_the_sidecars() {
     ] {
         assert!(!config.contains("dynamic_modules"));
         for (_, filters) in upstream_filters(&config) {
-            guarded(&filters, "wasm sign_guard");
+            guarded(&filters, "wasm sign_guard unless signed");
         }
     }
 }

@@ -221,9 +221,26 @@ fn without_credentials_the_frontend_and_a_sidecar_refuse_with_503() {
         .send(("127.0.0.1", sidecar.port("sidecar")))
         .unwrap();
     assert_refused(&response, "sidecar");
-    assert_eq!(sidecar.stat(REFUSED), 1);
+    // An app's own SigV4-looking headers never pass for Envoy's signature:
+    // they are removed before signing, so neither the guard nor the test
+    // that lets a signed request skip it (wasm build) ever sees them.
+    let response = forged_signature(Request::get("/app1/forged").header("host", "app1.lattice.test"))
+        .send(("127.0.0.1", sidecar.port("sidecar")))
+        .unwrap();
+    assert_refused(&response, "sidecar, forged");
+    assert_eq!(sidecar.stat(REFUSED), 2);
     assert!(sidecar.log().contains(&refusal_log_line("app1.lattice.test")));
     assert_eq!(stack.reached_lattice(), 0, "the sidecar sent an unsigned request");
+}
+
+/// `request` with a client's imitation of a SigV4 signature.
+fn forged_signature(request: Request) -> Request {
+    request
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=ASIAFORGED/20261207/us-west-2/vpc-lattice-svcs/aws4_request, SignedHeaders=host, Signature=00",
+        )
+        .header("x-amz-date", "20261207T000000Z")
 }
 
 #[test]
