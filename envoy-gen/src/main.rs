@@ -4,7 +4,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use envoy_gen::args::{EcsArgs, LatticeArgs, ListenArgs, Overrides, TaskArgs};
-use envoy_gen::{cloudformation, ecs, frontend, output, policies, report, sidecar, spec, validate};
+use envoy_gen::{cloudformation, ecs, frontend, kubernetes, output, policies, report, sidecar, spec, validate};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -40,6 +40,12 @@ enum Command {
     /// roles, the ECS cluster, tasks and services, the frontend's load
     /// balancer, security groups and DNS records; or check a committed one.
     Cloudformation(CloudformationCommand),
+    /// Render the system for Amazon EKS and the AWS Gateway API Controller:
+    /// the Gateway (service network), an HTTPRoute, TargetGroupPolicy and
+    /// IAMAuthPolicy per service, the Deployments with their sidecars, the
+    /// frontend behind an internal load balancer, and a kustomization.yaml
+    /// (`kubectl apply -k DIR`); or check committed ones.
+    Kubernetes(KubernetesCommand),
     /// Check a rendered configuration with the real Envoy (`envoy --mode validate`).
     ///
     /// On this machine: the files a configuration rendered for another host names are read
@@ -128,6 +134,27 @@ struct EcsCommand {
 }
 
 #[derive(Args)]
+struct KubernetesCommand {
+    /// YAML spec file: the one the image holds at /etc/lattice-jwt/spec.yaml.
+    #[arg(long, value_name = "FILE")]
+    spec: PathBuf,
+    #[command(flatten)]
+    kubernetes: kubernetes::KubernetesArgs,
+    /// Write the manifests into this directory (created if needed; only when rendering succeeds).
+    #[arg(
+        short,
+        long,
+        value_name = "DIR",
+        required_unless_present = "check",
+        conflicts_with = "check"
+    )]
+    output: Option<PathBuf>,
+    /// Compare the manifests in this directory with the spec; exit 1 on any difference.
+    #[arg(long, value_name = "DIR")]
+    check: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct CloudformationCommand {
     /// YAML spec file: the one the image holds at /etc/lattice-jwt/spec.yaml.
     #[arg(long, value_name = "FILE")]
@@ -160,6 +187,7 @@ fn main() -> ExitCode {
         Command::Policies(command) => run_policies(command),
         Command::Ecs(command) => run_ecs(command),
         Command::Cloudformation(command) => run_cloudformation(command),
+        Command::Kubernetes(command) => run_kubernetes(command),
         Command::Validate(args) => validate::run(&args),
         Command::Schema { output } => spec::schema()
             .map_err(|e| format!("error: {e}\n"))
@@ -275,6 +303,22 @@ fn run_ecs(command: EcsCommand) -> Result<(), String> {
         "`envoy-gen ecs --spec ... -o DIR` with the same flags",
         |dir| ecs::drift(dir, &files),
         |dir| ecs::write(dir, &files),
+    )
+}
+
+fn run_kubernetes(command: KubernetesCommand) -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(&command.spec).map_err(|e| format!("error: {}: {e}\n", command.spec.display()))?;
+    let source = Some((command.spec.as_path(), text.as_str()));
+    let system = envoy_gen::load(source, &Overrides::default())?;
+    let files = kubernetes::render(&system, &command.kubernetes).map_err(|p| report(&p, source))?;
+    write_or_check(
+        command.output.as_deref(),
+        command.check.as_deref(),
+        "the manifests",
+        "`envoy-gen kubernetes --spec ... -o DIR` with the same flags",
+        |dir| kubernetes::drift(dir, &files),
+        |dir| kubernetes::write(dir, &files),
     )
 }
 

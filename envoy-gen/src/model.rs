@@ -171,7 +171,7 @@ pub struct Service {
 #[derive(Debug, Clone, Serialize)]
 pub struct Signing {
     pub region: String,
-    /// `env`, `container` or `default`.
+    /// `env`, `container`, `web_identity` or `default`.
     pub credentials: String,
 }
 
@@ -260,6 +260,25 @@ pub struct System {
 impl System {
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
+    }
+}
+
+/// The ARN of the role an Envoy signs as, which `credentials: web_identity`
+/// must name in its configuration (Envoy exchanges the web identity token
+/// for exactly that role); `None` when it signs otherwise.
+pub fn signer_role(system: &System, role: Option<&Role>, field: &str) -> Result<Option<String>, Vec<Problem>> {
+    if system.signing.credentials != "web_identity" {
+        return Ok(None);
+    }
+    match role {
+        Some(role) => Ok(Some(role.arn.clone())),
+        None => Err(vec![Problem {
+            origin: Origin::Default,
+            field: field.into(),
+            message: "is required with `credentials: web_identity`: Envoy exchanges its web identity token for \
+                      this role"
+                .into(),
+        }]),
     }
 }
 
@@ -544,6 +563,7 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
             credentials: match credentials {
                 Credentials::Env => "env".into(),
                 Credentials::Container => "container".into(),
+                Credentials::WebIdentity => "web_identity".into(),
                 Credentials::Default => "default".into(),
             },
         },

@@ -30,11 +30,17 @@ pub type Files = BTreeMap<PathBuf, String>;
 
 /// The `.json` files directly in `dir/sub` (relative to `dir`), sorted.
 pub fn json_files(dir: &Path, sub: &str) -> Vec<PathBuf> {
+    files_with(dir, sub, "json")
+}
+
+/// The files with extension `extension` directly in `dir/sub` (relative to
+/// `dir`), sorted.
+pub fn files_with(dir: &Path, sub: &str, extension: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_file() && path.extension().is_some_and(|e| e == "json") {
+            if path.is_file() && path.extension().is_some_and(|e| e == extension) {
                 out.push(Path::new(sub).join(entry.file_name()));
             }
         }

@@ -46,9 +46,12 @@ pub fn render(system: &System, name: &str, listen: &ListenArgs) -> Result<String
             hosts.join(", ")
         )
     };
+    let role_arn = model::signer_role(system, service.role.as_ref(), &format!("services[{name}].role"))?;
     render::envoy(
         "sidecar.yaml.j2",
         context! {
+            role_arn => role_arn,
+            session => format!("lattice-jwt-{name}"),
             s => Serde(&service),
             targets => Serde(&targets),
             signing => Serde(&system.signing),

@@ -196,6 +196,12 @@ pub enum Credentials {
     /// or `_RELATIVE_URI`, as ECS sets for a task role): never falls back to the
     /// EC2 instance role, which the default chain does on ECS on EC2.
     Container,
+    /// Web identity only (IRSA on EKS): Envoy exchanges the token file named by
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE` at STS for the credentials of the role
+    /// the spec gives this Envoy (the frontend's, or the service's); never
+    /// the instance role.
+    #[value(name = "web_identity")]
+    WebIdentity,
     /// Envoy's full default chain (environment, profile, ECS task role, EC2
     /// instance role): for deployments on ECS or EC2.
     Default,

@@ -64,6 +64,28 @@ fn ecs_flags(name: &str, system: &envoy_gen::model::System) -> Vec<String> {
     flags
 }
 
+/// The `envoy-gen kubernetes` flags of example `name`'s committed
+/// manifests: the images and CA as for ECS, a certificate of the system's
+/// account for the gateway's listener, and how pods get their role (EKS
+/// Pod Identity, or IRSA for a system without a frontend).
+fn kubernetes_flags(name: &str, system: &envoy_gen::model::System) -> Vec<String> {
+    let mut flags = ecs_flags(name, system);
+    flags.extend([
+        "--certificate-arn".into(),
+        format!(
+            "arn:aws:acm:{}:{}:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+            system.signing.region,
+            system.account.as_deref().unwrap()
+        ),
+    ]);
+    if system.frontend.role.is_some() {
+        flags.extend(["--cluster".into(), format!("{name}-cluster")]);
+    } else {
+        flags.extend(["--identity".into(), "irsa".into()]);
+    }
+    flags
+}
+
 /// `--service-host` for each service without a host in the spec: a name
 /// of the form VPC Lattice generates, as the CloudFormation stack passes it
 /// to the containers.
@@ -131,6 +153,15 @@ fn generated_files_match_the_generator() {
                 args.extend(ecs_flags(&name, &system));
                 args.extend(no_frontend.iter().cloned());
                 drifted.extend(write_or_check(&args, &dir.join("ecs"), update));
+            }
+            // The Kubernetes manifests need every host in the spec (each is
+            // an HTTPRoute's hostname): EKS Pod Identity for a system with a
+            // frontend, IRSA for the services alone.
+            if hosts.is_empty() {
+                let mut args = spec_args("kubernetes");
+                args.extend(kubernetes_flags(&name, &system));
+                args.extend(no_frontend.iter().cloned());
+                drifted.extend(write_or_check(&args, &dir.join("kubernetes"), update));
             }
             let mut args = spec_args("cloudformation");
             args.extend(no_frontend.iter().cloned());

@@ -26,7 +26,7 @@ pub struct Names {
 /// no hyphen first, last or twice in a row, and not beginning with
 /// `reserved` (the API's pattern for service, target-group and network
 /// names).
-fn lattice_name_problem(name: &str, max: usize, reserved: &str) -> Option<String> {
+pub(crate) fn lattice_name_problem(name: &str, max: usize, reserved: &str) -> Option<String> {
     let rules = format!(
         "3 to {max} lower-case letters, digits and hyphens, no hyphen first, last or twice in a row, not beginning with `{reserved}`"
     );

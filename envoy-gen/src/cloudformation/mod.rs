@@ -23,6 +23,7 @@
 //! on its own, and the frontend's stack (see `stacks.rs`).
 
 mod aws;
+pub(crate) use aws::lattice_name_problem;
 pub mod stacks;
 
 use crate::args::TaskArgs;
