@@ -11,6 +11,7 @@ pub mod kubernetes;
 pub mod model;
 pub mod output;
 pub mod policies;
+pub mod problem;
 pub mod refusals;
 pub mod render;
 pub mod sidecar;

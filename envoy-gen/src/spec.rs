@@ -4,7 +4,7 @@
 //! a later semantic check may reject keeps its location (`Located`). A list
 //! may be written as its single item (`audiences: api://default`).
 
-use crate::model::Problem;
+pub use crate::problem::{Origin, Problem};
 use crate::yaml;
 use jwt_scopes_core::config::RawConfig;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -13,17 +13,6 @@ use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
-
-/// Where a value came from, for error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// Line and column in the spec file.
-    File { line: u32, column: u32 },
-    /// A command-line flag.
-    Flag(&'static str),
-    /// A built-in default.
-    Default,
-}
 
 /// A value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

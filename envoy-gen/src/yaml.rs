@@ -21,8 +21,7 @@
 //! written as its single item ([`ONE_OR_MANY`]). Another deserializer sees a
 //! plain newtype: the value without a position, a list only as a list.
 
-use crate::model::Problem;
-use crate::spec::Origin;
+use crate::problem::{Origin, Problem};
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
