@@ -322,20 +322,73 @@ fn located<T: Clone>(spec: Option<&Located<T>>, flag: Option<T>, flag_name: &'st
     }
 }
 
-/// Applies the overrides to the spec and checks everything.
-pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>> {
-    let mut c = Checker { problems: Vec::new() };
-    let (lattice_flags, flags) = (&overrides.lattice, &overrides.frontend);
+/// Where the frontend listens: its listener, admin interface, TLS and
+/// trusted proxies.
+struct Edge {
+    listen: Option<SocketAddress>,
+    admin: Option<SocketAddress>,
+    tls: Option<Tls>,
+    xff_trusted_hops: u32,
+}
 
-    let listen = located(spec.listen.as_ref(), flags.listen.listen.clone(), "--listen")
+fn edge(c: &mut Checker, spec: &Spec, flags: &FrontendArgs) -> Edge {
+    let (spec_listen, spec_admin, spec_hops) = (
+        spec.listen.as_ref(),
+        spec.admin.as_ref(),
+        spec.xff_trusted_hops.as_ref(),
+    );
+    let listen = located(spec_listen, flags.listen.listen.clone(), "--listen")
         .unwrap_or_else(|| Located::default("0.0.0.0:8080".into()));
-    let listen = socket_address(&mut c, "listen", &listen);
-    let admin = located(spec.admin.as_ref(), flags.listen.admin.clone(), "--admin")
+    let listen = socket_address(c, "listen", &listen);
+    let admin = located(spec_admin, flags.listen.admin.clone(), "--admin")
         .unwrap_or_else(|| Located::default("127.0.0.1:9901".into()));
-    let admin = loopback_address(&mut c, "admin", &admin, ADMIN_REASON);
+    let admin = loopback_address(c, "admin", &admin, ADMIN_REASON);
+    let xff_trusted_hops = located(spec_hops, flags.xff_trusted_hops, "--xff-trusted-hops").map_or(0, |hops| {
+        if hops.value > MAX_XFF_TRUSTED_HOPS {
+            c.problem(
+                &hops.origin,
+                "xff_trusted_hops",
+                format!(
+                    "{} is more proxies than a request crosses (at most {MAX_XFF_TRUSTED_HOPS})",
+                    hops.value
+                ),
+            );
+        }
+        hops.value
+    });
+    let tls = spec.tls.clone().map(|t| {
+        for (field, path) in [("tls.cert", &t.value.cert), ("tls.key", &t.value.key)] {
+            if path.is_empty() {
+                c.problem(&t.origin, field, "must not be empty");
+            }
+        }
+        Tls {
+            cert: t.value.cert,
+            key: t.value.key,
+        }
+    });
+    Edge {
+        listen,
+        admin,
+        tls,
+        xff_trusted_hops,
+    }
+}
 
-    let region = located(spec.region.as_ref(), lattice_flags.region.clone(), "--region");
-    let region = match region {
+/// Where the services are: the region, the DNS domain, the account, and
+/// how Envoy reaches and verifies them and the JWKS servers.
+struct Place {
+    region: String,
+    domain: Option<Located<String>>,
+    account: Option<Located<String>>,
+    lattice_ca: Located<String>,
+    jwks_ca: Located<String>,
+    lattice_endpoint: Option<SocketAddress>,
+}
+
+fn place(c: &mut Checker, spec: &Spec, overrides: &Overrides) -> Place {
+    let (lattice_flags, flags) = (&overrides.lattice, &overrides.frontend);
+    let region = match located(spec.region.as_ref(), lattice_flags.region.clone(), "--region") {
         None => {
             c.problem(
                 &Origin::Default,
@@ -356,49 +409,53 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
         }
     };
     let domain = located(spec.domain.as_ref(), lattice_flags.domain.clone(), "--domain");
-    if let Some(d) = &domain {
-        if !is_dns_name(&d.value) {
-            c.problem(&d.origin, "domain", format!("`{}` is not a DNS name", d.value));
-        }
+    if let Some(d) = domain.as_ref().filter(|d| !is_dns_name(&d.value)) {
+        c.problem(&d.origin, "domain", format!("`{}` is not a DNS name", d.value));
     }
-    let account = spec.account;
-    if let Some(a) = &account {
-        if !is_account_id(&a.value) {
-            c.problem(
-                &a.origin,
-                "account",
-                format!("`{}` is not a 12-digit AWS account id", a.value),
-            );
-        }
+    let account = spec.account.clone();
+    if let Some(a) = account.as_ref().filter(|a| !is_account_id(&a.value)) {
+        c.problem(
+            &a.origin,
+            "account",
+            format!("`{}` is not a 12-digit AWS account id", a.value),
+        );
     }
+    let lattice = spec.lattice.as_ref();
+    let lattice_ca = located(
+        lattice.and_then(|l| l.ca.as_ref()),
+        lattice_flags.lattice_ca.clone(),
+        "--lattice-ca",
+    )
+    .unwrap_or_else(|| Located::default(SYSTEM_CA_BUNDLE.into()));
+    check_path(c, "lattice.ca", &lattice_ca);
+    let jwks_ca = located(spec.jwks_ca.as_ref(), flags.jwks_ca.clone(), "--jwks-ca")
+        .unwrap_or_else(|| Located::default(SYSTEM_CA_BUNDLE.into()));
+    check_path(c, "jwks_ca", &jwks_ca);
+    let lattice_endpoint = located(
+        lattice.and_then(|l| l.endpoint.as_ref()),
+        lattice_flags.lattice_endpoint.clone(),
+        "--lattice-endpoint",
+    )
+    .and_then(|e| host_port(c, "lattice.endpoint", &e));
+    Place {
+        region,
+        domain,
+        account,
+        lattice_ca,
+        jwks_ca,
+        lattice_endpoint,
+    }
+}
 
-    let credentials = lattice_flags
-        .credentials
-        .or_else(|| spec.credentials.as_ref().map(|s| s.value))
-        .unwrap_or(Credentials::Default);
+/// The filters' build (with where it was chosen) and where Envoy finds it.
+fn modules(c: &mut Checker, spec: &Spec, overrides: &Overrides) -> (Modules, Option<Located<FilterBuild>>) {
+    let lattice_flags = &overrides.lattice;
     let wasm = located(spec.wasm.as_ref(), lattice_flags.wasm.clone(), "--wasm")
         .unwrap_or_else(|| Located::default(DEFAULT_WASM.into()));
     if wasm.value.is_empty() {
         c.problem(&wasm.origin, "wasm", "must not be empty");
     }
-
-    let methods = methods(&mut c, spec.methods);
-    let lattice = spec.lattice.unwrap_or_default();
-    let lattice_ca = located(lattice.ca.as_ref(), lattice_flags.lattice_ca.clone(), "--lattice-ca")
-        .unwrap_or_else(|| Located::default(SYSTEM_CA_BUNDLE.into()));
-    check_path(&mut c, "lattice.ca", &lattice_ca);
-    let jwks_ca = located(spec.jwks_ca.as_ref(), flags.jwks_ca.clone(), "--jwks-ca")
-        .unwrap_or_else(|| Located::default(SYSTEM_CA_BUNDLE.into()));
-    check_path(&mut c, "jwks_ca", &jwks_ca);
-    let lattice_endpoint = located(
-        lattice.endpoint.as_ref(),
-        lattice_flags.lattice_endpoint.clone(),
-        "--lattice-endpoint",
-    )
-    .and_then(|e| host_port(&mut c, "lattice.endpoint", &e));
-
     let filter_build_at = located(spec.filter_build.as_ref(), lattice_flags.filter, "--filter");
-    let filter_build = filter_build_at.as_ref().map_or(FilterBuild::Wasm, |f| f.value);
     let native_module = located(
         spec.native_module.as_ref(),
         lattice_flags.native_module.clone(),
@@ -408,57 +465,43 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
     if native_module.value.is_empty() {
         c.problem(&native_module.origin, "native_module", "must not be empty");
     }
+    let modules = Modules {
+        build: match filter_build_at.as_ref().map_or(FilterBuild::Wasm, |f| f.value) {
+            FilterBuild::Wasm => "wasm",
+            FilterBuild::Native => "native",
+        },
+        wasm: wasm.value,
+        native_module: native_module.value,
+    };
+    (modules, filter_build_at)
+}
 
-    let xff_trusted_hops = located(
-        spec.xff_trusted_hops.as_ref(),
-        flags.xff_trusted_hops,
-        "--xff-trusted-hops",
-    )
-    .map_or(0, |hops| {
-        if hops.value > MAX_XFF_TRUSTED_HOPS {
-            c.problem(
-                &hops.origin,
-                "xff_trusted_hops",
-                format!(
-                    "{} is more proxies than a request crosses (at most {MAX_XFF_TRUSTED_HOPS})",
-                    hops.value
-                ),
-            );
-        }
-        hops.value
-    });
-    let tls = spec.tls.map(|t| {
-        for (field, path) in [("tls.cert", &t.value.cert), ("tls.key", &t.value.key)] {
-            if path.is_empty() {
-                c.problem(&t.origin, field, "must not be empty");
-            }
-        }
-        Tls {
-            cert: t.value.cert,
-            key: t.value.key,
-        }
-    });
+/// The signing settings: the region and the credentials source.
+fn signing(spec: &Spec, overrides: &Overrides, region: String) -> Signing {
+    let credentials = overrides
+        .lattice
+        .credentials
+        .or_else(|| spec.credentials.as_ref().map(|s| s.value))
+        .unwrap_or(Credentials::Default);
+    Signing {
+        region,
+        credentials: match credentials {
+            Credentials::Env => "env".into(),
+            Credentials::Container => "container".into(),
+            Credentials::WebIdentity => "web_identity".into(),
+            Credentials::Default => "default".into(),
+        },
+    }
+}
 
-    let frontend_role = spec
-        .frontend
-        .and_then(|f| f.role)
-        .and_then(|r| role(&mut c, "frontend.role", &r, account.as_ref()));
-
-    let (mut services, service_specs) = services(
-        &mut c,
-        spec.services,
-        flags,
-        &lattice_flags.service_hosts,
-        domain.as_ref(),
-        lattice_endpoint.as_ref(),
-        &lattice_ca.value,
-    );
-    let default_name = located(
-        spec.default_service.as_ref(),
-        flags.default_service.clone(),
-        "--default-service",
-    );
-    let default_service = match &default_name {
+/// The default service: the one named, or the first.
+fn default_service(
+    c: &mut Checker,
+    spec: Option<&Located<String>>,
+    flags: &FrontendArgs,
+    services: &[Service],
+) -> Option<String> {
+    match located(spec, flags.default_service.clone(), "--default-service") {
         Some(name) => {
             let found = services.iter().find(|s| s.name == name.value).map(|s| s.name.clone());
             if found.is_none() {
@@ -471,79 +514,123 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
             found
         }
         None => services.first().map(|s| s.name.clone()),
-    };
+    }
+}
 
-    let oauth_spec = spec.oauth;
-    let oauth = if flags.no_oauth {
-        false
-    } else {
-        oauth_spec.as_ref().is_none_or(|o| o.value)
-    };
-    let providers = if oauth {
-        issuers(&mut c, spec.issuers, flags, &jwks_ca.value)
-    } else {
-        if let (Some(o), Some(issuers)) = (&oauth_spec, &spec.issuers) {
-            if !o.value && !issuers.is_empty() {
-                c.problem(
-                    &o.origin,
-                    "oauth",
-                    "is false but `issuers` are given; remove one of them",
-                );
-            }
-        }
-        for (flag, given) in [
-            ("--issuer", flags.issuer.is_some()),
-            ("--jwks-uri", flags.jwks_uri.is_some()),
-            ("--audience", !flags.audiences.is_empty()),
-            ("--client-id", !flags.client_ids.is_empty()),
-        ] {
-            if given {
-                c.problem(
-                    &Origin::Flag(flag),
-                    flag,
-                    "makes no sense without OAuth (--no-oauth or `oauth: false`)",
-                );
-            }
-        }
-        Vec::new()
-    };
-
-    let (filter_config, filter) = filter_config(&mut c, spec.filter, &providers);
-    let mut providers = providers;
-    if let (FilterBuild::Native, Some(config)) = (filter_build, filter.as_ref()) {
-        // The native build reads each verified payload from the header
-        // jwt_authn forwards it in (see filter/native/src/claims.rs).
-        match payload_headers(config) {
-            Ok(headers) => {
-                for (provider, header) in providers.iter_mut().zip(headers) {
-                    provider.payload_header = header;
-                }
-            }
-            Err(message) => {
-                let origin = filter_build_at.as_ref().map_or(Origin::Default, |f| f.origin.clone());
-                c.problem(&origin, "filter_build", format!("native: {message}"));
-            }
+/// Whether the frontend checks tokens, and the issuers it accepts; without
+/// OAuth, any issuer given is a problem.
+fn oauth_providers(
+    c: &mut Checker,
+    oauth_spec: Option<&Located<bool>>,
+    issuers_spec: Option<OneOrMany<Located<IssuerSpec>>>,
+    flags: &FrontendArgs,
+    jwks_ca: &str,
+) -> (bool, Vec<Provider>) {
+    let oauth = !flags.no_oauth && oauth_spec.is_none_or(|o| o.value);
+    if oauth {
+        return (true, issuers(c, issuers_spec, flags, jwks_ca));
+    }
+    if let (Some(o), Some(issuers)) = (oauth_spec, &issuers_spec) {
+        if !o.value && !issuers.is_empty() {
+            c.problem(
+                &o.origin,
+                "oauth",
+                "is false but `issuers` are given; remove one of them",
+            );
         }
     }
+    for (flag, given) in [
+        ("--issuer", flags.issuer.is_some()),
+        ("--jwks-uri", flags.jwks_uri.is_some()),
+        ("--audience", !flags.audiences.is_empty()),
+        ("--client-id", !flags.client_ids.is_empty()),
+    ] {
+        if given {
+            c.problem(
+                &Origin::Flag(flag),
+                flag,
+                "makes no sense without OAuth (--no-oauth or `oauth: false`)",
+            );
+        }
+    }
+    (false, Vec::new())
+}
+
+/// The native build reads each verified payload from the header jwt_authn
+/// forwards it in (see filter/native/src/claims.rs): each provider's header.
+fn payload_headers_for_native(
+    c: &mut Checker,
+    modules: &Modules,
+    filter_build_at: Option<&Located<FilterBuild>>,
+    filter: Option<&Config>,
+    providers: &mut [Provider],
+) {
+    let (true, Some(config)) = (modules.build == "native", filter) else {
+        return;
+    };
+    match payload_headers(config) {
+        Ok(headers) => {
+            for (provider, header) in providers.iter_mut().zip(headers) {
+                provider.payload_header = header;
+            }
+        }
+        Err(message) => {
+            let origin = filter_build_at.map_or(Origin::Default, |f| f.origin.clone());
+            c.problem(&origin, "filter_build", format!("native: {message}"));
+        }
+    }
+}
+
+/// Applies the overrides to the spec and checks everything.
+pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>> {
+    let mut c = Checker { problems: Vec::new() };
+    let flags = &overrides.frontend;
+    let edge = edge(&mut c, &spec, flags);
+    let place = place(&mut c, &spec, overrides);
+    let (modules, filter_build_at) = modules(&mut c, &spec, overrides);
+    let signing = signing(&spec, overrides, place.region.clone());
+    let methods = methods(&mut c, spec.methods);
+    let frontend_role = spec
+        .frontend
+        .and_then(|f| f.role)
+        .and_then(|r| role(&mut c, "frontend.role", &r, place.account.as_ref()));
+    let (mut services, service_specs) = services(
+        &mut c,
+        spec.services,
+        flags,
+        &overrides.lattice.service_hosts,
+        place.domain.as_ref(),
+        place.lattice_endpoint.as_ref(),
+        &place.lattice_ca.value,
+    );
+    let default_service = default_service(&mut c, spec.default_service.as_ref(), flags, &services);
+    let (oauth, mut providers) =
+        oauth_providers(&mut c, spec.oauth.as_ref(), spec.issuers, flags, &place.jwks_ca.value);
+    let (filter_config, filter) = filter_config(&mut c, spec.filter, &providers);
+    payload_headers_for_native(
+        &mut c,
+        &modules,
+        filter_build_at.as_ref(),
+        filter.as_ref(),
+        &mut providers,
+    );
     let subject_header = filter
         .as_ref()
         .and_then(|f| f.subject.as_ref().map(|(_, header)| header.clone()));
     let cors = spec.cors.and_then(|cors| cors_policy(&mut c, cors, &methods));
-
     relations(
         &mut c,
         &mut services,
         service_specs,
-        account.as_ref(),
+        place.account.as_ref(),
         frontend_role.as_ref(),
         filter.as_ref(),
     );
     let network = network(&mut c, spec.network, &services, frontend_role.as_ref());
-
     if !c.problems.is_empty() {
         return Err(c.problems);
     }
-    let (Some(listen), Some(admin), Some(default_service)) = (listen, admin, default_service) else {
+    let (Some(listen), Some(admin), Some(default_service)) = (edge.listen, edge.admin, default_service) else {
         return Err(vec![Problem {
             origin: Origin::Default,
             field: String::new(),
@@ -551,32 +638,17 @@ pub fn resolve(spec: Spec, overrides: &Overrides) -> Result<System, Vec<Problem>
         }]);
     };
     Ok(System {
-        account: account.map(|a| a.value),
+        account: place.account.map(|a| a.value),
         methods,
-        modules: Modules {
-            build: match filter_build {
-                FilterBuild::Wasm => "wasm",
-                FilterBuild::Native => "native",
-            },
-            wasm: wasm.value,
-            native_module: native_module.value,
-        },
-        domain: domain.map(|d| d.value.to_ascii_lowercase()),
-        signing: Signing {
-            region,
-            credentials: match credentials {
-                Credentials::Env => "env".into(),
-                Credentials::Container => "container".into(),
-                Credentials::WebIdentity => "web_identity".into(),
-                Credentials::Default => "default".into(),
-            },
-        },
-        lattice_endpoint,
+        modules,
+        domain: place.domain.map(|d| d.value.to_ascii_lowercase()),
+        signing,
+        lattice_endpoint: place.lattice_endpoint,
         frontend: Frontend {
             listen,
             admin,
-            tls,
-            xff_trusted_hops,
+            tls: edge.tls,
+            xff_trusted_hops: edge.xff_trusted_hops,
             oauth,
             providers,
             filter_config,
