@@ -497,6 +497,70 @@ pub(super) fn services(
     endpoint: Option<&SocketAddress>,
     ca: &str,
 ) -> (Vec<Service>, Vec<Relations>) {
+    let entries = service_entries(c, spec, flags);
+    let names: Vec<&str> = entries.iter().map(|e| e.name.value.as_str()).collect();
+    let flag_hosts = service_hosts(c, host_flags, &names);
+    let mut out: Vec<Service> = Vec::new();
+    let mut relations: Vec<Relations> = Vec::new();
+    let mut seen = Seen::default();
+    for entry in entries {
+        let ServiceEntry {
+            name,
+            host,
+            path,
+            port,
+            health_check,
+            relations: related,
+        } = entry;
+        let field = related.field.clone();
+        if !service_name_ok(c, &name, &field, &out) {
+            continue;
+        }
+        let Some(host) = service_host(c, &name, &field, host, domain, flag_hosts.get(&name.value).cloned()) else {
+            continue;
+        };
+        if let Some((host, flagged)) = &host {
+            seen.host(c, host, *flagged, &name, &field);
+        }
+        let Some(path) = service_path(c, &name, &field, path, &mut seen) else {
+            continue;
+        };
+        let (port, health_check_path) = port_and_health_check(c, &field, port, health_check);
+        let upstream = host.map(|(host, _)| TlsUpstream {
+            cluster: format!("lattice_{}", name.value.replace('-', "_")),
+            connect: endpoint.cloned().unwrap_or(SocketAddress {
+                address: host.clone(),
+                port: 443,
+            }),
+            host,
+            ca: ca.to_string(),
+        });
+        out.push(Service {
+            upstream,
+            origin: name.origin.clone(),
+            field: field.clone(),
+            name: name.value,
+            path,
+            port,
+            health_check_path,
+            id: None,
+            role: None,
+            calls: Vec::new(),
+            callers: Vec::new(),
+            propagate_identity: false,
+            sidecar: sidecar_of(c, &related),
+        });
+        relations.push(related);
+    }
+    (out, relations)
+}
+
+/// The services as the flags, the spec or the defaults name them, in order.
+fn service_entries(
+    c: &mut Checker,
+    spec: Option<OneOrMany<Located<ServiceSpec>>>,
+    flags: &FrontendArgs,
+) -> Vec<ServiceEntry> {
     let mut entries: Vec<ServiceEntry> = Vec::new();
     if !flags.services.is_empty() {
         for (i, s) in flags.services.iter().enumerate() {
@@ -550,172 +614,181 @@ pub(super) fn services(
             });
         }
     }
+    entries
+}
 
-    let names: Vec<&str> = entries.iter().map(|e| e.name.value.as_str()).collect();
-    let flag_hosts = service_hosts(c, host_flags, &names);
-    let mut out: Vec<Service> = Vec::new();
-    let mut relations: Vec<Relations> = Vec::new();
-    let mut seen_paths: BTreeMap<String, String> = BTreeMap::new();
-    // Each host, the service it is of, and whether --service-host gave it.
-    let mut seen_hosts: BTreeMap<String, (String, bool)> = BTreeMap::new();
-    for entry in entries {
-        let ServiceEntry {
-            name,
-            host,
-            path,
-            port,
-            health_check,
-            relations: related,
-        } = entry;
-        let field = related.field.clone();
-        let valid_name = !name.value.is_empty()
-            && name
-                .value
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !name.value.starts_with('-');
-        if !valid_name {
-            c.problem(
-                &name.origin,
-                format!("{field}.name"),
-                format!(
-                    "`{}` is not a service name (lower-case letters, digits and hyphens)",
-                    name.value
-                ),
-            );
-            continue;
-        }
-        if out.iter().any(|s| s.name == name.value) {
-            c.problem(
-                &name.origin,
-                format!("{field}.name"),
-                format!("duplicate service `{}`", name.value),
-            );
-            continue;
-        }
-        // --service-host wins over the spec's host and domain; with none of
-        // them the service has no custom domain name (no upstream yet).
-        let flag_host = flag_hosts.get(&name.value).cloned();
-        let host = match (flag_host, host, domain) {
-            (Some(h), _, _) => Some((h, true)),
-            (None, Some(h), _) => {
-                if !is_dns_name(&h.value) {
-                    c.problem(
-                        &h.origin,
-                        format!("{field}.host"),
-                        format!("`{}` is not a DNS name", h.value),
-                    );
-                    continue;
-                }
-                Some((h.value.to_ascii_lowercase(), false))
-            }
-            (None, None, Some(d)) => Some((format!("{}.{}", name.value, d.value.to_ascii_lowercase()), false)),
-            (None, None, None) => None,
-        };
-        if let Some((host, flagged)) = &host {
-            if let Some((other, other_flagged)) = seen_hosts.insert(host.clone(), (name.value.clone(), *flagged)) {
-                if *flagged || other_flagged {
-                    let (given, also) = if *flagged {
-                        (name.value.as_str(), other.as_str())
-                    } else {
-                        (other.as_str(), name.value.as_str())
-                    };
-                    c.problem(
-                        &Origin::Flag("--service-host"),
-                        "--service-host",
-                        format!("`{host}` (service `{given}`) is also the host of service `{also}`"),
-                    );
-                } else {
-                    c.problem(
-                        &name.origin,
-                        format!("{field}.host"),
-                        format!("`{host}` is also the host of service `{other}`"),
-                    );
-                }
-            }
-        }
-        let path = path.unwrap_or_else(|| Located {
-            value: format!("/{}", name.value),
-            origin: name.origin.clone(),
-        });
-        if !is_route_prefix(&path.value) {
-            c.problem(
-                &path.origin,
-                format!("{field}.path"),
-                format!(
-                    "`{}` is not a path prefix like /orders (segments of letters, digits, `-._~`; no trailing slash)",
-                    path.value
-                ),
-            );
-            continue;
-        }
-        let path_value = path.value;
-        if FRONTEND_PATHS.contains(&path_value.as_str()) {
-            c.problem(
-                &path.origin,
-                format!("{field}.path"),
-                format!(
-                    "`{path_value}` is the frontend's own (`/health`: liveness, `/ready`: readiness); give the service another `path`"
-                ),
-            );
-        }
-        if let Some(other) = seen_paths.insert(path_value.clone(), name.value.clone()) {
-            c.problem(
-                &path.origin,
-                format!("{field}.path"),
-                format!("`{path_value}` is also the path of service `{other}`"),
-            );
-        }
-        let port = match port {
-            Some(p) if p.value == 0 => {
-                c.problem(&p.origin, format!("{field}.port"), "0 is not a port (1-65535)");
-                DEFAULT_APP_PORT
-            }
-            Some(p) => p.value,
-            None => DEFAULT_APP_PORT,
-        };
-        let health_check_path = match health_check {
-            Some(h) if !is_health_check_path(&h.value) => {
+/// A service name: lower-case letters, digits and hyphens, and not one
+/// already given.
+fn service_name_ok(c: &mut Checker, name: &Located<String>, field: &str, services: &[Service]) -> bool {
+    let valid = !name.value.is_empty()
+        && name
+            .value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.value.starts_with('-');
+    if !valid {
+        c.problem(
+            &name.origin,
+            format!("{field}.name"),
+            format!(
+                "`{}` is not a service name (lower-case letters, digits and hyphens)",
+                name.value
+            ),
+        );
+        return false;
+    }
+    if services.iter().any(|s| s.name == name.value) {
+        c.problem(
+            &name.origin,
+            format!("{field}.name"),
+            format!("duplicate service `{}`", name.value),
+        );
+        return false;
+    }
+    true
+}
+
+/// The service's host and whether --service-host gave it: the flag wins
+/// over the spec's host and domain; with none of them the service has no
+/// custom domain name (`Some(None)`: no upstream yet). `None`: a host that
+/// is no DNS name (a problem).
+fn service_host(
+    c: &mut Checker,
+    name: &Located<String>,
+    field: &str,
+    host: Option<Located<String>>,
+    domain: Option<&Located<String>>,
+    flag_host: Option<String>,
+) -> Option<Option<(String, bool)>> {
+    Some(match (flag_host, host, domain) {
+        (Some(h), _, _) => Some((h, true)),
+        (None, Some(h), _) => {
+            if !is_dns_name(&h.value) {
                 c.problem(
                     &h.origin,
-                    format!("{field}.health_check"),
-                    format!(
-                        "`{}` is not a health-check path Lattice takes (`/`, then letters, digits and `@:%_+.~#?&/=-`, up to 2048 characters)",
-                        h.value.escape_debug()
-                    ),
+                    format!("{field}.host"),
+                    format!("`{}` is not a DNS name", h.value),
                 );
-                String::new()
+                return None;
             }
-            Some(h) => h.value,
-            None => DEFAULT_HEALTH_CHECK_PATH.to_string(),
+            Some((h.value.to_ascii_lowercase(), false))
+        }
+        (None, None, Some(d)) => Some((format!("{}.{}", name.value, d.value.to_ascii_lowercase()), false)),
+        (None, None, None) => None,
+    })
+}
+
+/// The hosts and paths given so far, each with its service.
+#[derive(Default)]
+struct Seen {
+    /// Each host, the service it is of, and whether --service-host gave it.
+    hosts: BTreeMap<String, (String, bool)>,
+    paths: BTreeMap<String, String>,
+}
+
+impl Seen {
+    /// Two services with one host is a problem, named at the flag when one
+    /// of them came from --service-host.
+    fn host(&mut self, c: &mut Checker, host: &str, flagged: bool, name: &Located<String>, field: &str) {
+        let Some((other, other_flagged)) = self.hosts.insert(host.to_string(), (name.value.clone(), flagged)) else {
+            return;
         };
-        let upstream = host.map(|(host, _)| TlsUpstream {
-            cluster: format!("lattice_{}", name.value.replace('-', "_")),
-            connect: endpoint.cloned().unwrap_or(SocketAddress {
-                address: host.clone(),
-                port: 443,
-            }),
-            host,
-            ca: ca.to_string(),
-        });
-        out.push(Service {
-            upstream,
-            origin: name.origin.clone(),
-            field: field.clone(),
-            name: name.value,
-            path: path_value,
-            port,
-            health_check_path,
-            id: None,
-            role: None,
-            calls: Vec::new(),
-            callers: Vec::new(),
-            propagate_identity: false,
-            sidecar: sidecar_of(c, &related),
-        });
-        relations.push(related);
+        if flagged || other_flagged {
+            let (given, also) = if flagged {
+                (name.value.as_str(), other.as_str())
+            } else {
+                (other.as_str(), name.value.as_str())
+            };
+            c.problem(
+                &Origin::Flag("--service-host"),
+                "--service-host",
+                format!("`{host}` (service `{given}`) is also the host of service `{also}`"),
+            );
+        } else {
+            c.problem(
+                &name.origin,
+                format!("{field}.host"),
+                format!("`{host}` is also the host of service `{other}`"),
+            );
+        }
     }
-    (out, relations)
+}
+
+/// The service's route prefix (default `/<name>`), checked; `None` when it
+/// is no path prefix (a problem).
+fn service_path(
+    c: &mut Checker,
+    name: &Located<String>,
+    field: &str,
+    path: Option<Located<String>>,
+    seen: &mut Seen,
+) -> Option<String> {
+    let path = path.unwrap_or_else(|| Located {
+        value: format!("/{}", name.value),
+        origin: name.origin.clone(),
+    });
+    if !is_route_prefix(&path.value) {
+        c.problem(
+            &path.origin,
+            format!("{field}.path"),
+            format!(
+                "`{}` is not a path prefix like /orders (segments of letters, digits, `-._~`; no trailing slash)",
+                path.value
+            ),
+        );
+        return None;
+    }
+    if FRONTEND_PATHS.contains(&path.value.as_str()) {
+        c.problem(
+            &path.origin,
+            format!("{field}.path"),
+            format!(
+                "`{}` is the frontend's own (`/health`: liveness, `/ready`: readiness); give the service another `path`",
+                path.value
+            ),
+        );
+    }
+    if let Some(other) = seen.paths.insert(path.value.clone(), name.value.clone()) {
+        c.problem(
+            &path.origin,
+            format!("{field}.path"),
+            format!("`{}` is also the path of service `{other}`", path.value),
+        );
+    }
+    Some(path.value)
+}
+
+/// The application's port and what Lattice's health checks request.
+fn port_and_health_check(
+    c: &mut Checker,
+    field: &str,
+    port: Option<Located<u16>>,
+    health_check: Option<Located<String>>,
+) -> (u16, String) {
+    let port = match port {
+        Some(p) if p.value == 0 => {
+            c.problem(&p.origin, format!("{field}.port"), "0 is not a port (1-65535)");
+            DEFAULT_APP_PORT
+        }
+        Some(p) => p.value,
+        None => DEFAULT_APP_PORT,
+    };
+    let health_check_path = match health_check {
+        Some(h) if !is_health_check_path(&h.value) => {
+            c.problem(
+                &h.origin,
+                format!("{field}.health_check"),
+                format!(
+                    "`{}` is not a health-check path Lattice takes (`/`, then letters, digits and `@:%_+.~#?&/=-`, up to 2048 characters)",
+                    h.value.escape_debug()
+                ),
+            );
+            String::new()
+        }
+        Some(h) => h.value,
+        None => DEFAULT_HEALTH_CHECK_PATH.to_string(),
+    };
+    (port, health_check_path)
 }
 
 /// A path Lattice's target-group health check takes (its API's pattern:
