@@ -156,78 +156,27 @@ pub(super) fn relations(
 ) {
     let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
     for (service, r) in services.iter_mut().zip(&specs) {
-        if RESERVED_CALLERS.contains(&service.name.as_str()) {
-            c.problem(
-                &r.name_origin,
-                format!("{}.name", r.field),
-                format!("`{}` is reserved for callers; name the service otherwise", service.name),
-            );
-        }
-        service.id = r.id.as_ref().and_then(|id| {
-            let ok = id.value.len() == 21
-                && id.value.starts_with("svc-")
-                && id
-                    .value
-                    .bytes()
-                    .skip(4)
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-            if !ok {
-                c.problem(
-                    &id.origin,
-                    format!("{}.id", r.field),
-                    format!("`{}` is not a Lattice service id (`svc-` and 17 hex digits)", id.value),
-                );
-            }
-            ok.then(|| id.value.clone())
-        });
-        service.role = r
-            .role
-            .as_ref()
-            .and_then(|role_spec| role(c, &format!("{}.role", r.field), role_spec, account));
-        service.propagate_identity = r.propagate_identity;
-        for (j, call) in r.calls.iter().enumerate() {
-            let field = format!("{}.calls[{j}]", r.field);
-            if !names.contains(&call.value) {
-                c.problem(
-                    &call.origin,
-                    field,
-                    format!("`{}` is not a service of this spec", call.value),
-                );
-            } else if call.value == service.name {
-                c.problem(&call.origin, field, "a service does not call itself through Lattice");
-            } else if service.calls.contains(&call.value) {
-                c.problem(&call.origin, field, format!("`{}` is listed twice", call.value));
-            } else {
-                service.calls.push(call.value.clone());
-            }
-        }
-        if !service.calls.is_empty() && service.role.is_none() && r.role.is_none() {
-            c.problem(
-                &r.name_origin,
-                format!("{}.role", r.field),
-                format!(
-                    "service `{}` calls other services: give the IAM `role` it signs with",
-                    service.name
-                ),
-            );
-        }
+        identity_and_calls(c, service, r, &names, account);
     }
     // Callers, once every role is known.
-    let roles: Vec<(String, Option<Role>, bool, Vec<String>)> = services
+    let peers: Vec<Peer> = services
         .iter()
-        .map(|s| (s.name.clone(), s.role.clone(), s.propagate_identity, s.calls.clone()))
+        .map(|s| Peer {
+            name: s.name.clone(),
+            has_role: s.role.is_some(),
+            propagates: s.propagate_identity,
+            calls: s.calls.clone(),
+        })
         .collect();
     for (service, r) in services.iter_mut().zip(&specs) {
         for (j, (origin, caller)) in r.callers.iter().enumerate() {
             let field = format!("{}.callers[{j}]", r.field);
-            let from = &caller.from;
-            let scopes = caller.scopes.as_ref();
-            let scope_headers = scope_headers(c, &field, scopes, filter);
-            let parsed = match from.value.as_str() {
+            let scope_headers = scope_headers(c, &field, caller.scopes.as_ref(), filter);
+            let parsed = match caller.from.value.as_str() {
                 "frontend" => {
                     if frontend_role.is_none() {
                         c.problem(
-                            &from.origin,
+                            &caller.from.origin,
                             format!("{field}.from"),
                             "the frontend is a caller: give `frontend.role`, the IAM role it signs with",
                         );
@@ -235,7 +184,7 @@ pub(super) fn relations(
                     Some(Caller::Frontend { scope_headers })
                 }
                 "anonymous" => {
-                    if let Some(s) = &scopes {
+                    if let Some(s) = &caller.scopes {
                         c.problem(
                             &s.origin,
                             format!("{field}.scopes"),
@@ -244,52 +193,7 @@ pub(super) fn relations(
                     }
                     Some(Caller::Anonymous)
                 }
-                name => match roles.iter().find(|(n, _, _, _)| n == name) {
-                    None => {
-                        c.problem(
-                            &from.origin,
-                            format!("{field}.from"),
-                            format!("`{name}` is not `frontend`, `anonymous` or a service of this spec"),
-                        );
-                        None
-                    }
-                    Some((_, role, propagates, calls)) => {
-                        // An admission the caller never uses is either a typo or
-                        // an identity policy that would be wider than the spec.
-                        if name != service.name && !calls.contains(&service.name) {
-                            c.problem(
-                                &from.origin,
-                                format!("{field}.from"),
-                                format!("service `{name}` does not list `{}` in its `calls`", service.name),
-                            );
-                        }
-                        if role.is_none() {
-                            c.problem(
-                                &from.origin,
-                                format!("{field}.from"),
-                                format!("service `{name}` is a caller: give it the IAM `role` it signs with"),
-                            );
-                        }
-                        if let (Some(s), false) = (&scopes, propagates) {
-                            c.problem(
-                                &s.origin,
-                                format!("{field}.scopes"),
-                                format!("service `{name}` does not propagate the user's identity (`propagate_identity: true`), so its calls carry no scope"),
-                            );
-                        }
-                        if name == service.name {
-                            c.problem(
-                                &from.origin,
-                                format!("{field}.from"),
-                                "a service does not call itself through Lattice",
-                            );
-                        }
-                        Some(Caller::Service {
-                            name: name.to_string(),
-                            scope_headers,
-                        })
-                    }
-                },
+                _ => service_caller(c, &field, caller, &service.name, &peers, scope_headers),
             };
             if let Some(parsed) = parsed {
                 if service.callers.contains(&parsed) {
@@ -300,12 +204,146 @@ pub(super) fn relations(
             }
         }
     }
-    // Lattice tells callers apart by role only.
+    distinct_roles(c, services, &specs, frontend_role);
+}
+
+/// A service as others see it when it calls them.
+struct Peer {
+    name: String,
+    has_role: bool,
+    propagates: bool,
+    calls: Vec<String>,
+}
+
+/// The service's id, role and the services it calls, checked.
+fn identity_and_calls(
+    c: &mut Checker,
+    service: &mut Service,
+    r: &Relations,
+    names: &[String],
+    account: Option<&Located<String>>,
+) {
+    if RESERVED_CALLERS.contains(&service.name.as_str()) {
+        c.problem(
+            &r.name_origin,
+            format!("{}.name", r.field),
+            format!("`{}` is reserved for callers; name the service otherwise", service.name),
+        );
+    }
+    service.id = r.id.as_ref().and_then(|id| {
+        let ok = id.value.len() == 21
+            && id.value.starts_with("svc-")
+            && id
+                .value
+                .bytes()
+                .skip(4)
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !ok {
+            c.problem(
+                &id.origin,
+                format!("{}.id", r.field),
+                format!("`{}` is not a Lattice service id (`svc-` and 17 hex digits)", id.value),
+            );
+        }
+        ok.then(|| id.value.clone())
+    });
+    service.role = r
+        .role
+        .as_ref()
+        .and_then(|role_spec| role(c, &format!("{}.role", r.field), role_spec, account));
+    service.propagate_identity = r.propagate_identity;
+    for (j, call) in r.calls.iter().enumerate() {
+        let field = format!("{}.calls[{j}]", r.field);
+        if !names.contains(&call.value) {
+            c.problem(
+                &call.origin,
+                field,
+                format!("`{}` is not a service of this spec", call.value),
+            );
+        } else if call.value == service.name {
+            c.problem(&call.origin, field, "a service does not call itself through Lattice");
+        } else if service.calls.contains(&call.value) {
+            c.problem(&call.origin, field, format!("`{}` is listed twice", call.value));
+        } else {
+            service.calls.push(call.value.clone());
+        }
+    }
+    if !service.calls.is_empty() && service.role.is_none() && r.role.is_none() {
+        c.problem(
+            &r.name_origin,
+            format!("{}.role", r.field),
+            format!(
+                "service `{}` calls other services: give the IAM `role` it signs with",
+                service.name
+            ),
+        );
+    }
+}
+
+/// A caller that names another service of the spec (`from: <name>`), checked
+/// against what that service does: it calls this one, signs with a role,
+/// and propagates the user's identity when scopes are required.
+fn service_caller(
+    c: &mut Checker,
+    field: &str,
+    caller: &CallerSpec,
+    service: &str,
+    peers: &[Peer],
+    scope_headers: Vec<ScopeHeader>,
+) -> Option<Caller> {
+    let (from, scopes) = (&caller.from, caller.scopes.as_ref());
+    let name = from.value.as_str();
+    let Some(peer) = peers.iter().find(|p| p.name == name) else {
+        c.problem(
+            &from.origin,
+            format!("{field}.from"),
+            format!("`{name}` is not `frontend`, `anonymous` or a service of this spec"),
+        );
+        return None;
+    };
+    // An admission the caller never uses is either a typo or an identity
+    // policy that would be wider than the spec.
+    if name != service && !peer.calls.iter().any(|call| call == service) {
+        c.problem(
+            &from.origin,
+            format!("{field}.from"),
+            format!("service `{name}` does not list `{service}` in its `calls`"),
+        );
+    }
+    if !peer.has_role {
+        c.problem(
+            &from.origin,
+            format!("{field}.from"),
+            format!("service `{name}` is a caller: give it the IAM `role` it signs with"),
+        );
+    }
+    if let (Some(s), false) = (scopes, peer.propagates) {
+        c.problem(
+            &s.origin,
+            format!("{field}.scopes"),
+            format!("service `{name}` does not propagate the user's identity (`propagate_identity: true`), so its calls carry no scope"),
+        );
+    }
+    if name == service {
+        c.problem(
+            &from.origin,
+            format!("{field}.from"),
+            "a service does not call itself through Lattice",
+        );
+    }
+    Some(Caller::Service {
+        name: name.to_string(),
+        scope_headers,
+    })
+}
+
+/// Lattice tells callers apart by role only: no two share one.
+fn distinct_roles(c: &mut Checker, services: &[Service], specs: &[Relations], frontend_role: Option<&Role>) {
     let mut by_role: BTreeMap<String, String> = BTreeMap::new();
     if let Some(f) = frontend_role {
         by_role.insert(f.arn.clone(), "the frontend".into());
     }
-    for (service, r) in services.iter().zip(&specs) {
+    for (service, r) in services.iter().zip(specs) {
         if let (Some(role), Some(spec_role)) = (&service.role, &r.role) {
             if let Some(other) = by_role.insert(role.arn.clone(), format!("service `{}`", service.name)) {
                 c.problem(
