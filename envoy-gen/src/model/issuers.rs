@@ -45,152 +45,177 @@ pub(super) fn issuers(
     flags: &FrontendArgs,
     ca: &str,
 ) -> Vec<Provider> {
-    let mut entries: Vec<IssuerEntry> = spec.unwrap_or_default().into_iter().map(|s| s.value.into()).collect();
-    let flagged = flags.issuer.is_some()
-        || flags.jwks_uri.is_some()
-        || !flags.audiences.is_empty()
-        || !flags.client_ids.is_empty();
-    if flagged {
-        match entries.len() {
-            0 => entries.push(IssuerEntry {
-                name: Located::default("jwt".into()),
-                issuer: None,
-                jwks_uri: None,
-                audiences: None,
-                client_ids: None,
-                cache_seconds: 600,
-                token_cache_size: None,
-            }),
-            1 => {}
-            _ => {
-                c.problem(
-                    &Origin::Flag("--issuer"),
-                    "--issuer",
-                    "--issuer, --jwks-uri, --audience and --client-id cannot override a spec with several issuers",
-                );
-                return Vec::new();
-            }
-        }
-        if let Some(entry) = entries.first_mut() {
-            if let Some(i) = &flags.issuer {
-                entry.issuer = Some(Located::flag(i.clone(), "--issuer"));
-            }
-            if let Some(j) = &flags.jwks_uri {
-                entry.jwks_uri = Some(Located::flag(j.clone(), "--jwks-uri"));
-            }
-            // Each flag replaces how the issuer's tokens are accepted:
-            // by audience, or by client id.
-            if !flags.audiences.is_empty() {
-                entry.audiences = Some(flag_list(&flags.audiences, "--audience"));
-                entry.client_ids = None;
-            }
-            if !flags.client_ids.is_empty() {
-                entry.client_ids = Some(flag_list(&flags.client_ids, "--client-id"));
-                if flags.audiences.is_empty() {
-                    entry.audiences = None;
-                }
-            }
-        }
-    }
+    let entries: Vec<IssuerEntry> = spec.unwrap_or_default().into_iter().map(|s| s.value.into()).collect();
+    let Some(entries) = with_flags(c, entries, flags) else {
+        return Vec::new();
+    };
     if entries.is_empty() {
         c.problem(&Origin::Default, "issuers", "OAuth is on but no issuer is given: add `issuers` (or --issuer, --jwks-uri, --audience), or turn OAuth off with --no-oauth");
         return Vec::new();
     }
     let mut out: Vec<Provider> = Vec::new();
     for (i, entry) in entries.into_iter().enumerate() {
-        let field = format!("issuers[{i}]");
-        let IssuerEntry {
-            name,
-            issuer,
-            jwks_uri,
-            audiences,
-            client_ids,
-            cache_seconds,
-            token_cache_size,
-        } = entry;
-        if name.value.is_empty()
-            || !name
-                .value
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            c.problem(
-                &name.origin,
-                format!("{field}.name"),
-                format!(
-                    "`{}` is not an issuer name (lower-case letters, digits, `_`)",
-                    name.value
-                ),
-            );
-            continue;
-        }
-        if out.iter().any(|p| p.name == name.value) {
-            c.problem(
-                &name.origin,
-                format!("{field}.name"),
-                format!("duplicate issuer `{}`", name.value),
-            );
-            continue;
-        }
-        let Some(issuer) = issuer else {
-            c.problem(
-                &Origin::Flag("--issuer"),
-                "--issuer",
-                "is required with --jwks-uri and --audience",
-            );
-            continue;
-        };
-        let Some(jwks_uri) = jwks_uri else {
-            c.problem(&Origin::Flag("--jwks-uri"), "--jwks-uri", "is required with --issuer");
-            continue;
-        };
-        let token_cache_size = match token_cache_size {
-            Some(size) if size.value > MAX_TOKEN_CACHE_SIZE => {
-                c.problem(
-                    &size.origin,
-                    format!("{field}.token_cache_size"),
-                    format!(
-                        "{} tokens per worker is more than envoy-gen allows ({MAX_TOKEN_CACHE_SIZE}): each holds a token of up to 4 KiB",
-                        size.value
-                    ),
-                );
-                continue;
-            }
-            Some(size) => size.value,
-            None => DEFAULT_TOKEN_CACHE_SIZE,
-        };
-        let issuer_ok = https_url(c, &format!("{field}.issuer"), &issuer).is_some();
-        let jwks_url = https_url(c, &format!("{field}.jwks_uri"), &jwks_uri);
-        let (audiences, client_ids) = acceptance(c, &field, &name.origin, audiences, client_ids);
-        if let (true, Some(url)) = (issuer_ok, jwks_url) {
-            let host = url.host_str().unwrap_or_default().to_string();
-            let jwks_path = match url.query() {
-                Some(query) => format!("{}?{query}", url.path()),
-                None => url.path().to_string(),
-            };
-            out.push(Provider {
-                jwks: TlsUpstream {
-                    cluster: format!("jwks_{}", name.value),
-                    connect: SocketAddress {
-                        address: host.clone(),
-                        port: url.port_or_known_default().unwrap_or(443),
-                    },
-                    host,
-                    ca: ca.to_string(),
-                },
-                name: name.value,
-                issuer: issuer.value,
-                audiences,
-                client_ids,
-                jwks_uri: url.to_string(),
-                jwks_path,
-                cache_seconds,
-                token_cache_size,
-                payload_header: String::new(),
-            });
+        if let Some(provider) = provider(c, &format!("issuers[{i}]"), entry, &out, ca) {
+            out.push(provider);
         }
     }
     out
+}
+
+/// The issuer flags applied: they make or override the only issuer, and
+/// cannot override several (`None`, a problem).
+fn with_flags(c: &mut Checker, mut entries: Vec<IssuerEntry>, flags: &FrontendArgs) -> Option<Vec<IssuerEntry>> {
+    let flagged = flags.issuer.is_some()
+        || flags.jwks_uri.is_some()
+        || !flags.audiences.is_empty()
+        || !flags.client_ids.is_empty();
+    if !flagged {
+        return Some(entries);
+    }
+    match entries.len() {
+        0 => entries.push(IssuerEntry {
+            name: Located::default("jwt".into()),
+            issuer: None,
+            jwks_uri: None,
+            audiences: None,
+            client_ids: None,
+            cache_seconds: 600,
+            token_cache_size: None,
+        }),
+        1 => {}
+        _ => {
+            c.problem(
+                &Origin::Flag("--issuer"),
+                "--issuer",
+                "--issuer, --jwks-uri, --audience and --client-id cannot override a spec with several issuers",
+            );
+            return None;
+        }
+    }
+    if let Some(entry) = entries.first_mut() {
+        if let Some(i) = &flags.issuer {
+            entry.issuer = Some(Located::flag(i.clone(), "--issuer"));
+        }
+        if let Some(j) = &flags.jwks_uri {
+            entry.jwks_uri = Some(Located::flag(j.clone(), "--jwks-uri"));
+        }
+        // Each flag replaces how the issuer's tokens are accepted:
+        // by audience, or by client id.
+        if !flags.audiences.is_empty() {
+            entry.audiences = Some(flag_list(&flags.audiences, "--audience"));
+            entry.client_ids = None;
+        }
+        if !flags.client_ids.is_empty() {
+            entry.client_ids = Some(flag_list(&flags.client_ids, "--client-id"));
+            if flags.audiences.is_empty() {
+                entry.audiences = None;
+            }
+        }
+    }
+    Some(entries)
+}
+
+/// One issuer as a jwt_authn provider, or `None` with its problems.
+fn provider(c: &mut Checker, field: &str, entry: IssuerEntry, others: &[Provider], ca: &str) -> Option<Provider> {
+    let IssuerEntry {
+        name,
+        issuer,
+        jwks_uri,
+        audiences,
+        client_ids,
+        cache_seconds,
+        token_cache_size,
+    } = entry;
+    if !issuer_name_ok(c, field, &name, others) {
+        return None;
+    }
+    let Some(issuer) = issuer else {
+        c.problem(
+            &Origin::Flag("--issuer"),
+            "--issuer",
+            "is required with --jwks-uri and --audience",
+        );
+        return None;
+    };
+    let Some(jwks_uri) = jwks_uri else {
+        c.problem(&Origin::Flag("--jwks-uri"), "--jwks-uri", "is required with --issuer");
+        return None;
+    };
+    let token_cache_size = match token_cache_size {
+        Some(size) if size.value > MAX_TOKEN_CACHE_SIZE => {
+            c.problem(
+                &size.origin,
+                format!("{field}.token_cache_size"),
+                format!(
+                    "{} tokens per worker is more than envoy-gen allows ({MAX_TOKEN_CACHE_SIZE}): each holds a token of up to 4 KiB",
+                    size.value
+                ),
+            );
+            return None;
+        }
+        Some(size) => size.value,
+        None => DEFAULT_TOKEN_CACHE_SIZE,
+    };
+    let issuer_ok = https_url(c, &format!("{field}.issuer"), &issuer).is_some();
+    let jwks_url = https_url(c, &format!("{field}.jwks_uri"), &jwks_uri);
+    let (audiences, client_ids) = acceptance(c, field, &name.origin, audiences, client_ids);
+    let (true, Some(url)) = (issuer_ok, jwks_url) else {
+        return None;
+    };
+    let host = url.host_str().unwrap_or_default().to_string();
+    let jwks_path = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    };
+    Some(Provider {
+        jwks: TlsUpstream {
+            cluster: format!("jwks_{}", name.value),
+            connect: SocketAddress {
+                address: host.clone(),
+                port: url.port_or_known_default().unwrap_or(443),
+            },
+            host,
+            ca: ca.to_string(),
+        },
+        name: name.value,
+        issuer: issuer.value,
+        audiences,
+        client_ids,
+        jwks_uri: url.to_string(),
+        jwks_path,
+        cache_seconds,
+        token_cache_size,
+        payload_header: String::new(),
+    })
+}
+
+/// An issuer name: lower-case letters, digits and `_`, and not one already given.
+fn issuer_name_ok(c: &mut Checker, field: &str, name: &Located<String>, others: &[Provider]) -> bool {
+    if name.value.is_empty()
+        || !name
+            .value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        c.problem(
+            &name.origin,
+            format!("{field}.name"),
+            format!(
+                "`{}` is not an issuer name (lower-case letters, digits, `_`)",
+                name.value
+            ),
+        );
+        return false;
+    }
+    if others.iter().any(|p| p.name == name.value) {
+        c.problem(
+            &name.origin,
+            format!("{field}.name"),
+            format!("duplicate issuer `{}`", name.value),
+        );
+        return false;
+    }
+    true
 }
 
 /// How an issuer's tokens are told to be for this API: the audiences
