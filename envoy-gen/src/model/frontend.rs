@@ -64,89 +64,22 @@ pub(super) fn cors_policy(c: &mut Checker, spec: Located<CorsSpec>, methods: &[S
             "needs OPTIONS among `methods`: browsers send their preflight requests as OPTIONS",
         );
     }
-    if spec.allow_origins.value.is_empty() {
-        c.problem(
-            &spec.allow_origins.origin,
-            "cors.allow_origins",
-            "must list at least one origin",
-        );
-    }
-    let mut origins: Vec<String> = Vec::new();
-    for (i, item) in spec.allow_origins.value.iter().enumerate() {
-        let field = format!("cors.allow_origins[{i}]");
-        match web_origin(&item.value) {
-            Err(message) => c.problem(&item.origin, field, message),
-            Ok(()) if origins.contains(&item.value) => {
-                c.problem(&item.origin, field, format!("`{}` is listed twice", item.value))
-            }
-            Ok(()) => origins.push(item.value.clone()),
-        }
-    }
+    let origins = cors_origins(c, &spec.allow_origins);
     let allow_methods = match spec.allow_methods {
         None => methods.to_vec(),
-        Some(list) => {
-            if list.value.is_empty() {
-                c.problem(&list.origin, "cors.allow_methods", "must list at least one method");
-            }
-            let mut out: Vec<String> = Vec::new();
-            for (i, method) in list.value.iter().enumerate() {
-                let field = format!("cors.allow_methods[{i}]");
-                if !methods.contains(&method.value) {
-                    c.problem(
-                        &method.origin,
-                        field,
-                        format!(
-                            "`{}` is not among `methods` ({}): the frontend refuses it",
-                            method.value.escape_debug(),
-                            methods.join(", ")
-                        ),
-                    );
-                } else if out.contains(&method.value) {
-                    c.problem(&method.origin, field, format!("`{}` is listed twice", method.value));
-                } else {
-                    out.push(method.value.clone());
-                }
-            }
-            out
-        }
+        Some(list) => cors_methods(c, &list, methods),
     };
-    let mut header_list = |list: Option<Located<OneOrMany<Located<String>>>>, name: &str, default: &[&str]| {
-        let Some(list) = list else {
-            return default.join(", ");
-        };
-        let mut out: Vec<String> = Vec::new();
-        for (i, header) in list.value.iter().enumerate() {
-            let field = format!("cors.{name}[{i}]");
-            if !is_token(&header.value) {
-                c.problem(
-                    &header.origin,
-                    field,
-                    format!(
-                        "`{}` is not a header name (no wildcards: name each header)",
-                        header.value.escape_debug()
-                    ),
-                );
-            } else if out.iter().any(|h| h.eq_ignore_ascii_case(&header.value)) {
-                c.problem(&header.origin, field, format!("`{}` is listed twice", header.value));
-            } else {
-                out.push(header.value.to_ascii_lowercase());
-            }
-        }
-        out.join(", ")
-    };
-    let allow_headers = header_list(spec.allow_headers, "allow_headers", &DEFAULT_CORS_HEADERS);
-    let expose_headers = header_list(spec.expose_headers, "expose_headers", &[]);
-    if let Some(max_age) = &spec.max_age {
-        if max_age.value > MAX_CORS_MAX_AGE {
-            c.problem(
-                &max_age.origin,
-                "cors.max_age",
-                format!(
-                    "{} seconds is longer than browsers keep a preflight (at most {MAX_CORS_MAX_AGE})",
-                    max_age.value
-                ),
-            );
-        }
+    let allow_headers = cors_headers(c, spec.allow_headers, "allow_headers", &DEFAULT_CORS_HEADERS);
+    let expose_headers = cors_headers(c, spec.expose_headers, "expose_headers", &[]);
+    if let Some(max_age) = spec.max_age.as_ref().filter(|m| m.value > MAX_CORS_MAX_AGE) {
+        c.problem(
+            &max_age.origin,
+            "cors.max_age",
+            format!(
+                "{} seconds is longer than browsers keep a preflight (at most {MAX_CORS_MAX_AGE})",
+                max_age.value
+            ),
+        );
     }
     (c.problems.len() == problems).then(|| Cors {
         allow_origins: origins,
@@ -156,6 +89,83 @@ pub(super) fn cors_policy(c: &mut Checker, spec: Located<CorsSpec>, methods: &[S
         max_age: spec.max_age.map(|m| m.value),
         allow_credentials: spec.allow_credentials.is_some_and(|a| a.value),
     })
+}
+
+/// The allowed origins: at least one, each a web origin, each once.
+fn cors_origins(c: &mut Checker, list: &Located<OneOrMany<Located<String>>>) -> Vec<String> {
+    if list.value.is_empty() {
+        c.problem(&list.origin, "cors.allow_origins", "must list at least one origin");
+    }
+    let mut origins: Vec<String> = Vec::new();
+    for (i, item) in list.value.iter().enumerate() {
+        let field = format!("cors.allow_origins[{i}]");
+        match web_origin(&item.value) {
+            Err(message) => c.problem(&item.origin, field, message),
+            Ok(()) if origins.contains(&item.value) => {
+                c.problem(&item.origin, field, format!("`{}` is listed twice", item.value))
+            }
+            Ok(()) => origins.push(item.value.clone()),
+        }
+    }
+    origins
+}
+
+/// The methods CORS allows: at least one, each among `methods`, each once.
+fn cors_methods(c: &mut Checker, list: &Located<OneOrMany<Located<String>>>, methods: &[String]) -> Vec<String> {
+    if list.value.is_empty() {
+        c.problem(&list.origin, "cors.allow_methods", "must list at least one method");
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (i, method) in list.value.iter().enumerate() {
+        let field = format!("cors.allow_methods[{i}]");
+        if !methods.contains(&method.value) {
+            c.problem(
+                &method.origin,
+                field,
+                format!(
+                    "`{}` is not among `methods` ({}): the frontend refuses it",
+                    method.value.escape_debug(),
+                    methods.join(", ")
+                ),
+            );
+        } else if out.contains(&method.value) {
+            c.problem(&method.origin, field, format!("`{}` is listed twice", method.value));
+        } else {
+            out.push(method.value.clone());
+        }
+    }
+    out
+}
+
+/// A CORS header list (`cors.<name>`), lower-cased and joined, or `default`.
+fn cors_headers(
+    c: &mut Checker,
+    list: Option<Located<OneOrMany<Located<String>>>>,
+    name: &str,
+    default: &[&str],
+) -> String {
+    let Some(list) = list else {
+        return default.join(", ");
+    };
+    let mut out: Vec<String> = Vec::new();
+    for (i, header) in list.value.iter().enumerate() {
+        let field = format!("cors.{name}[{i}]");
+        if !is_token(&header.value) {
+            c.problem(
+                &header.origin,
+                field,
+                format!(
+                    "`{}` is not a header name (no wildcards: name each header)",
+                    header.value.escape_debug()
+                ),
+            );
+        } else if out.iter().any(|h| h.eq_ignore_ascii_case(&header.value)) {
+            c.problem(&header.origin, field, format!("`{}` is listed twice", header.value));
+        } else {
+            out.push(header.value.to_ascii_lowercase());
+        }
+    }
+    out.join(", ")
 }
 
 /// An origin as a browser sends it in `Origin`: `http` or `https`, a host,
