@@ -709,6 +709,7 @@ fn guards(config: &Value) -> Vec<String> {
         })
         .map(|n| match n {
             "envoy.filters.http.wasm" => "wasm in V8".to_string(),
+            "envoy.filters.http.match_delegate" => "wasm in V8, skipped for a signed request".to_string(),
             "envoy.filters.http.dynamic_modules" => "native, a dynamic module".to_string(),
             other => other.to_string(),
         })

@@ -153,8 +153,14 @@ fn guard(config: &mut Value) -> &mut Value {
         ["http_filters"]
         .as_array_mut()
         .unwrap();
+    // The wasm guard sits inside the match_delegate that skips it for a
+    // signed request.
     let guard = filters
         .iter_mut()
+        .map(|f| match f["name"].as_str() {
+            Some("envoy.filters.http.match_delegate") => &mut f["typed_config"]["extension_config"],
+            _ => f,
+        })
         .find(|f| f["typed_config"]["config"]["root_id"] == "sign_guard")
         .expect("the cluster has the signing guard");
     &mut guard["typed_config"]["config"]
