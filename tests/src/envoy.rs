@@ -140,8 +140,22 @@ impl Envoy {
     /// Like `start_with_env`, with `args` added to Envoy's command line
     /// (e.g. `--drain-time-s 3`).
     pub fn start_with_args(config: &str, env: &[(String, String)], args: &[String]) -> Result<Envoy, String> {
+        Envoy::start_wrapped(config, env, args, &[])
+    }
+
+    /// Like `start_with_args`, with Envoy run through `wrapper`: a command
+    /// and its arguments, to which Envoy's own command line (the binary
+    /// first) is appended, e.g. `unshare --mount -- sh -c '... && exec "$@"' sh`.
+    /// The wrapper must end by exec'ing Envoy in the same process, so that
+    /// the process this handle stops is Envoy itself. Empty: Envoy directly.
+    pub fn start_wrapped(
+        config: &str,
+        env: &[(String, String)],
+        args: &[String],
+        wrapper: &[String],
+    ) -> Result<Envoy, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let (mut child, admin_path) = spawn(config, &dir, env, args)?;
+        let (mut child, admin_path) = spawn(config, &dir, env, args, wrapper)?;
         let deadline = Instant::now() + START_TIMEOUT;
         let admin_port = loop {
             if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -189,7 +203,7 @@ impl Envoy {
     /// returns its exit status and log.
     pub fn expect_refusal(config: &str) -> Result<(std::process::ExitStatus, String), String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let (mut child, _) = spawn(config, &dir, &AwsCredentials::test().env(), &[])?;
+        let (mut child, _) = spawn(config, &dir, &AwsCredentials::test().env(), &[], &[])?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -299,13 +313,22 @@ fn spawn(
     dir: &tempfile::TempDir,
     env: &[(String, String)],
     args: &[String],
+    wrapper: &[String],
 ) -> Result<(Child, PathBuf), String> {
     let binary = envoy_binary()?;
     let config_path = dir.path().join("envoy.yaml");
     std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
     let admin_path = dir.path().join("admin-address");
     let log = std::fs::File::create(dir.path().join("envoy.log")).map_err(|e| e.to_string())?;
-    let child = Command::new(&binary)
+    let (program, mut command) = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(&binary);
+            (PathBuf::from(program), command)
+        }
+        None => (binary.clone(), Command::new(&binary)),
+    };
+    let child = command
         .arg("--config-path")
         .arg(&config_path)
         .arg("--admin-address-path")
@@ -322,7 +345,7 @@ fn spawn(
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log)
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
     Ok((child, admin_path))
 }
 
