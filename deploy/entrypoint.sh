@@ -22,8 +22,8 @@
 #   dynamic module) of jwt_scopes and of the signing guard: no V8 at all.
 #
 # Each variable maps to one envoy-gen flag or Envoy option (ENVOY_BIN,
-# ENVOY_GEN_BIN and ENVOY_RUN_DIR say where things are); the README
-# ("Container image") lists them. A variable that is missing, empty where a
+# ENVOY_GEN_BIN and ENVOY_RUN_DIR say where things are); the book
+# ("Container image and docker compose", docs/src/container.md) lists them. A variable that is missing, empty where a
 # value is needed, malformed or meant for the other role stops the container
 # before anything runs, with a message naming it. Nothing here prints a
 # credential: AWS_* secrets are only tested for presence, and Envoy reads

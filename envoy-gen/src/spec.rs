@@ -258,7 +258,7 @@ pub struct Spec {
     pub lattice: Option<LatticeSpec>,
     /// CA bundle that verifies the JWKS servers (default: the system bundle).
     pub jwks_ca: Option<Located<String>>,
-    /// The jwt_scopes filter's configuration (see the README); `payload_metadata_keys`
+    /// The jwt_scopes filter's configuration (see the book, docs/src/filter.md); `payload_metadata_keys`
     /// and `client_ids` are set from `issuers`.
     pub filter: Option<Located<RawConfig>>,
     /// Cross-origin requests from browser apps (default: none are allowed).
@@ -357,7 +357,7 @@ pub struct ServiceSpec {
     /// Who may call this service; absent or empty: nobody.
     pub callers: Option<OneOrMany<Located<CallerSpec>>>,
     /// Let the app pass the user's `x-jwt-*` headers on through its sidecar
-    /// (default false: the sidecar removes them). See the README on the
+    /// (default false: the sidecar removes them). See the book (docs/src/system.md) on the
     /// confused-deputy risk: the app can then claim any scope.
     pub propagate_identity: Option<Located<bool>>,
     /// The service's egress sidecar.
@@ -374,7 +374,7 @@ pub struct FrontendSpec {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSpec {
-    /// The service network's name (used in the README's commands only).
+    /// The service network's name (used in the book's commands only).
     pub name: Option<Located<String>>,
     /// Who may enter the service network: `frontend`, a service name, `anonymous`,
     /// an account id or an IAM role/user ARN. Default: the frontend, every service
