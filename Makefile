@@ -77,11 +77,12 @@ $(MDBOOK_STAMP):
 	@touch $@
 
 ## test: formatting, lints (native and wasm32), the book and its links, unit, property and integration
-## tests; the filter's integration tests run once per build (wasm, then the native dynamic module)
+## tests, three test binaries at a time (scripts/run-tests.py); the filter's integration tests run
+## once per build (wasm, and the native dynamic module)
 test: docs lint wasm native-module envoy cfn-tools k8s-tools
 	$(CARGO) build --release --target wasm32-wasip1 -p panic-filter
-	$(CARGO) test --workspace --exclude jwt-scopes --exclude empty-filter --exclude panic-filter
-	JWT_SCOPES_FILTER=native $(CARGO) test -p e2e --test filter --test attacks --test reference --test cognito
+	CARGO=$(CARGO) scripts/run-tests.py --jobs 3 --native filter,attacks,reference,cognito -- \
+	  --workspace --exclude jwt-scopes --exclude empty-filter --exclude panic-filter
 
 ## native-module: the jwt_scopes filter as an Envoy 1.40 dynamic module (target/native/libjwt_scopes_native.so)
 native-module:
