@@ -37,7 +37,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # --- tools-builder: the local stack's programs (compose only) ---
 FROM builder AS tools-builder
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    cargo build --release --locked -p lattice-sim -p e2e --bin lattice-sim --bin dev-idp --bin echo-app
+    cargo build --release --locked -p lattice-sim -p dev-idp -p echo-app --bin lattice-sim --bin dev-idp --bin echo-app
 
 # --- runtime: stock Envoy + envoy-gen + the filter + the entrypoint ---
 FROM ${ENVOY_IMAGE} AS runtime

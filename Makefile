@@ -98,12 +98,12 @@ fmt:
 
 ## demo: the reference architecture on 127.0.0.1, rendered from envoy/examples/reference.yaml
 demo: wasm envoy
-	$(CARGO) build --release -p e2e --bins
+	$(CARGO) build --release -p local-stack -p dev-idp -p echo-app
 	target/release/demo
 
 ## up: the same stack, left running with ready-to-paste commands until Ctrl-C
 up: wasm envoy
-	$(CARGO) build --release -p e2e --bins
+	$(CARGO) build --release -p local-stack -p dev-idp -p echo-app
 	target/release/demo --keep-running
 
 clean:
@@ -144,6 +144,7 @@ bench-path: wasm envoy
 ## soak: the full stack under interleaved HTTP/1.1 and HTTP/2 load for SOAK_SECONDS (default 180); `make test` runs 20 s
 SOAK_SECONDS ?= 180
 soak: wasm envoy
+	$(CARGO) build -p dev-idp
 	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test -p e2e --test soak -- --nocapture
 
 ## fuzz: every fuzz target for FUZZ_SECONDS (default 60) each, one at a time (nightly Rust; installs cargo-fuzz)

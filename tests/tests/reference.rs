@@ -8,7 +8,6 @@ use e2e::deployment::Deployment;
 use e2e::echo::echoed_headers;
 use e2e::http::Request;
 use serde_json::Value;
-use std::path::Path;
 
 fn spec() -> std::path::PathBuf {
     e2e::envoy::workspace_root().join("envoy/examples/reference.yaml")
@@ -18,8 +17,8 @@ fn spec() -> std::path::PathBuf {
 /// every check, stopped when the test ends, whether it passes or panics.
 #[test]
 fn the_reference_system_on_one_machine() {
-    let d =
-        Deployment::start(&spec(), None, Path::new(env!("CARGO_BIN_EXE_dev-idp"))).unwrap_or_else(|e| panic!("{e}"));
+    let d = Deployment::start(&spec(), None, &e2e::dev_idp_binary().unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
     flow1_app2_calls_app1_with_its_own_role_and_no_user_identity(&d);
     flow2_app2_to_app3_is_refused_by_lattice_with_its_text(&d);
     flow3_no_token_is_401_and_an_unsigned_call_to_lattice_is_403_anonymous(&d);

@@ -17,7 +17,6 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -132,7 +131,8 @@ fn identities_never_mix_under_interleaved_load() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(DEFAULT_SECONDS);
     let spec = e2e::envoy::workspace_root().join("envoy/examples/reference.yaml");
-    let d = Deployment::start(&spec, None, Path::new(env!("CARGO_BIN_EXE_dev-idp"))).unwrap_or_else(|e| panic!("{e}"));
+    let d = Deployment::start(&spec, None, &e2e::dev_idp_binary().unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
 
     // 200 identities: distinct subjects, random scope sets (test.all in
     // about two thirds), and some requests without a token.

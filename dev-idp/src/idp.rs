@@ -7,8 +7,11 @@ use crate::jwt::{Alg, Issuer};
 use crate::tls::{Leaf, Received, TestCa, TlsServer};
 use serde_json::{json, Value};
 use std::net::{Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
@@ -121,5 +124,23 @@ impl IdpServer {
     /// Blocks until the server stops.
     pub fn wait(self) {
         self.server.wait()
+    }
+}
+
+/// Waits (up to 20 s) for a server started with `--port-file` to write the
+/// port it bound; fails early if the process exits.
+pub fn wait_for_port_file(path: &Path, child: &mut Child) -> Result<u16, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(port) = std::fs::read_to_string(path).ok().and_then(|p| p.trim().parse().ok()) {
+            return Ok(port);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited with {status} before listening"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("wrote no port to {} in time", path.display()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -6,9 +6,9 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use clap::{Parser, Subcommand, ValueEnum};
-use e2e::idp::IdpServer;
-use e2e::jwt::{Alg, Issuer};
-use e2e::tls::{Leaf, TestCa};
+use dev_idp::idp::IdpServer;
+use dev_idp::jwt::{Alg, Issuer};
+use dev_idp::tls::{Leaf, TestCa};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::io::Write;

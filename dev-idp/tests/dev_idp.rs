@@ -2,8 +2,8 @@
 //! its JWKS fetched over TLS verified with the CA it wrote, and its tokens
 //! verified against that JWKS.
 
-use e2e::http::Request;
-use e2e::idp::{DISCOVERY_PATH, JWKS_PATH};
+use dev_idp::http::Request;
+use dev_idp::idp::{DISCOVERY_PATH, JWKS_PATH};
 use jwt_simple::prelude::*;
 use serde_json::{Map, Value};
 use std::io::{BufRead, BufReader};
@@ -83,7 +83,7 @@ fn init_serve_and_tokens_that_verify_against_the_served_jwks() {
             .spawn()
             .unwrap(),
     );
-    let port = e2e::deployment::wait_for_port_file(&port_file, &mut server.0).expect("dev-idp serve did not start");
+    let port = dev_idp::idp::wait_for_port_file(&port_file, &mut server.0).expect("dev-idp serve did not start");
     let jwks_uri = format!("https://localhost:{port}{JWKS_PATH}");
     let line = BufReader::new(server.0.stdout.take().unwrap())
         .lines()
@@ -100,21 +100,21 @@ fn init_serve_and_tokens_that_verify_against_the_served_jwks() {
 
     let ca = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let discovery = e2e::tls::send(addr, "localhost", &ca, &Request::get(DISCOVERY_PATH)).unwrap();
+    let discovery = dev_idp::tls::send(addr, "localhost", &ca, &Request::get(DISCOVERY_PATH)).unwrap();
     assert_eq!(discovery.status, 200);
     assert_eq!(
         discovery.json(),
         serde_json::json!({"issuer": issuer, "jwks_uri": jwks_uri})
     );
     // The certificate also names 127.0.0.1, as asked at init.
-    let jwks = e2e::tls::send(addr, "127.0.0.1", &ca, &Request::get(JWKS_PATH)).unwrap();
+    let jwks = dev_idp::tls::send(addr, "127.0.0.1", &ca, &Request::get(JWKS_PATH)).unwrap();
     assert_eq!(jwks.status, 200);
     let keys = jwks.json()["keys"].as_array().unwrap().clone();
     assert_eq!(keys.len(), 1, "{keys:?}");
     let key = ES256PublicKey::from_jwk(&keys[0].to_string()).unwrap();
     let kid = keys[0]["kid"].as_str().unwrap().to_string();
-    let wrong_ca = e2e::tls::TestCa::new("someone else");
-    assert!(e2e::tls::send(addr, "localhost", &wrong_ca.pem, &Request::get(JWKS_PATH)).is_err());
+    let wrong_ca = dev_idp::tls::TestCa::new("someone else");
+    assert!(dev_idp::tls::send(addr, "localhost", &wrong_ca.pem, &Request::get(JWKS_PATH)).is_err());
 
     let verify = |token: &str, audience: &str| -> JWTClaims<Map<String, Value>> {
         assert_eq!(Token::decode_metadata(token).unwrap().key_id(), Some(kid.as_str()));
@@ -190,7 +190,7 @@ fn init_serve_and_tokens_that_verify_against_the_served_jwks() {
         "--issuer",
         "https://other.test",
     ]);
-    assert_eq!(e2e::jwt::payload_of(&elsewhere)["iss"], "https://other.test");
+    assert_eq!(dev_idp::jwt::payload_of(&elsewhere)["iss"], "https://other.test");
 
     // --force makes new keys: the old server's JWKS no longer verifies new tokens.
     let forced = dev_idp(&["init", "--dir", d, "--force"]);

@@ -3,7 +3,7 @@
 //! which Envoy's YAML loader reads as is.
 
 use crate::envoy::{filter_wasm, native_module};
-use crate::jwt::{AUDIENCE, ISSUER};
+use dev_idp::jwt::{AUDIENCE, ISSUER};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! Runs the real Envoy binary: start with a config, wait until its
 //! listeners are bound, read /stats, stop it on drop.
 
-use crate::http;
+use dev_idp::http;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

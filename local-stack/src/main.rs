@@ -10,10 +10,10 @@
 //! `--keep-running` leaves the stack up with ready-to-paste commands until
 //! Ctrl-C.
 
-use e2e::deployment::{Deployment, AUDIENCE};
-use e2e::echo::echoed_headers;
-use e2e::envoy::{envoy_binary, workspace_root};
-use e2e::http::{Request, Response};
+use dev_idp::http::{Request, Response};
+use echo_app::echo::echoed_headers;
+use local_stack::deployment::{Deployment, AUDIENCE};
+use local_stack::envoy::{envoy_binary, workspace_root};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -211,7 +211,7 @@ fn send(d: &Deployment, s: &Scenario) -> Result<Response, String> {
         }
         Via::UnsignedToLattice(host) => {
             println!("   GET https://{host}{}  (unsigned, straight to Lattice)", s.path);
-            e2e::tls::send(d.sim.addr, host, &d.sim.ca_pem, &Request::get(s.path))
+            dev_idp::tls::send(d.sim.addr, host, &d.sim.ca_pem, &Request::get(s.path))
         }
     }
 }
@@ -240,7 +240,7 @@ fn show(response: &Response) {
     }
 }
 
-/// A binary built beside this one (`cargo build -p e2e --bins`).
+/// A binary built beside this one (`cargo build --release -p local-stack -p dev-idp -p echo-app`).
 fn sibling_binary(name: &str) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let path = exe.with_file_name(name);
@@ -248,7 +248,7 @@ fn sibling_binary(name: &str) -> Result<PathBuf, String> {
         Ok(path)
     } else {
         Err(format!(
-            "{} is missing: build it with `cargo build --release -p e2e --bins` (make demo does)",
+            "{} is missing: build it with `cargo build --release -p local-stack -p dev-idp -p echo-app` (make demo does)",
             path.display()
         ))
     }

@@ -1,8 +1,8 @@
 //! Pieces shared by the tests that run a generated frontend.
 
 use crate::envoy::{filter_wasm, AwsCredentials, Envoy};
-use crate::idp::TlsIdp;
-use crate::tls::TestCa;
+use dev_idp::idp::TlsIdp;
+use dev_idp::tls::TestCa;
 use envoy_gen::args::{FrontendArgs, LatticeArgs, ListenArgs, Overrides};
 use envoy_gen::spec::{Credentials, FilterBuild};
 use std::path::Path;

@@ -9,10 +9,10 @@
 //! endpoint, environment credentials only), and lattice-sim runs the exact
 //! policy files `envoy-gen policies` wrote: nothing is copied by hand.
 
-use crate::app::App;
 use crate::envoy::{AwsCredentials, Envoy};
-use crate::jwt::{Alg, Issuer};
 use crate::stack::{local_overrides, with_issuer};
+use dev_idp::jwt::{Alg, Issuer};
+use echo_app::app::App;
 use envoy_gen::args::ListenArgs;
 use envoy_gen::model::{Role, System};
 use sha2::{Digest, Sha256};
@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The audience the local IdP mints tokens for.
 pub const AUDIENCE: &str = "lattice-demo";
@@ -123,23 +123,7 @@ impl Drop for DevIdp {
     }
 }
 
-/// Waits (up to 20 s) for a server started with `--port-file` to write the
-/// port it bound; fails early if the process exits.
-pub fn wait_for_port_file(path: &Path, child: &mut Child) -> Result<u16, String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(port) = std::fs::read_to_string(path).ok().and_then(|p| p.trim().parse().ok()) {
-            return Ok(port);
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("exited with {status} before listening"));
-        }
-        if Instant::now() > deadline {
-            return Err(format!("wrote no port to {} in time", path.display()));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use dev_idp::idp::wait_for_port_file;
 
 /// The signing identity of one role in lattice-sim and in Envoy's environment.
 #[derive(Debug, Clone)]

@@ -1,13 +1,13 @@
 //! `echo-app`: one echo app of the reference (app1, app2, app3) as a
 //! program, for the container stack (`docker-compose.yml`). It is the app
-//! `make demo` runs in-process (`e2e::app`): it answers with what it
+//! `make demo` runs in-process (`echo_app::app`): it answers with what it
 //! received, and `GET /.../call-to-<target>` calls `<target>` through its
 //! egress sidecar.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use clap::Parser;
-use e2e::app::App;
+use echo_app::app::App;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
