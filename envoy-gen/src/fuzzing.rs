@@ -179,6 +179,16 @@ fn check_system(system: &System) -> Result<(), String> {
     match crate::kubernetes::render(system, &args) {
         Ok(files) => {
             for (file, text) in &files {
+                if file.extension().is_some_and(|e| e == "json") {
+                    let trust: serde_json::Value = serde_json::from_str(text)
+                        .map_err(|e| format!("trust policy {} is not JSON: {e}", file.display()))?;
+                    ensure!(
+                        trust.get("Statement").is_some_and(serde_json::Value::is_array),
+                        "trust policy {} has no statements",
+                        file.display()
+                    );
+                    continue;
+                }
                 for document in text.split("\n---\n") {
                     let object: serde_json::Value = serde_saphyr::from_str(document)
                         .map_err(|e| format!("manifest {} does not read back as YAML: {e}", file.display()))?;

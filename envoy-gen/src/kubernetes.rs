@@ -13,6 +13,9 @@
 //! - `frontend.yaml`: the edge Envoy's `Deployment` (probes on `/health` and
 //!   `/ready`), `PodDisruptionBudget`, `ServiceAccount` and an internal
 //!   `Service` of type `LoadBalancer` for the AWS Load Balancer Controller;
+//! - `iam/trust/<role>.json`: each role's trust policy, for this cluster's
+//!   pods of that role's ServiceAccount only (its identity policy is the one
+//!   `envoy-gen policies` writes);
 //! - `pod-identity/`: with `--identity pod-identity` (the default), each role's
 //!   EKS Pod Identity association as an ACK `PodIdentityAssociation`
 //!   (`kubectl apply -k DIR/pod-identity` where ACK's EKS controller runs; or
@@ -76,9 +79,14 @@ pub struct KubernetesArgs {
     /// How pods get their IAM role: EKS Pod Identity or IRSA.
     #[arg(long, value_enum, default_value_t = Identity::PodIdentity)]
     pub identity: Identity,
-    /// The EKS cluster, for the Pod Identity associations.
+    /// The EKS cluster, for the Pod Identity associations and the roles' trust policies.
     #[arg(long, value_name = "NAME")]
     pub cluster: Option<String>,
+    /// With --identity irsa: the cluster's OIDC issuer, as IAM names its provider
+    /// (`oidc.eks.REGION.amazonaws.com/id/ID`, from `aws eks describe-cluster`), for the
+    /// roles' trust policies.
+    #[arg(long, value_name = "ISSUER")]
+    pub oidc_issuer: Option<String>,
     /// Replicas of the frontend (at least 2: one may be disrupted at a time).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub replicas: u32,
@@ -97,6 +105,9 @@ pub const NETWORK_FILE: &str = "network.yaml";
 pub const FRONTEND_FILE: &str = "frontend.yaml";
 pub const KUSTOMIZATION_FILE: &str = "kustomization.yaml";
 pub const POD_IDENTITY_DIR: &str = "pod-identity";
+/// Each role's trust policy (`aws iam create-role --assume-role-policy-document`);
+/// its identity policy is the one `envoy-gen policies` writes.
+pub const TRUST_DIR: &str = "iam/trust";
 const SERVICES_DIR: &str = "services";
 
 pub fn service_file(name: &str) -> PathBuf {
@@ -224,6 +235,21 @@ fn settings<'a>(system: &System, args: &'a KubernetesArgs) -> Result<Settings<'a
         }
         _ => {}
     }
+    match (&args.identity, &args.oidc_issuer) {
+        (Identity::Irsa, None) => problems.push(flag_problem(
+            "--oidc-issuer",
+            "is required with --identity irsa (the cluster's OIDC issuer the roles' trust policies name)",
+        )),
+        (_, Some(issuer)) if !is_oidc_issuer(issuer) => problems.push(flag_problem(
+            "--oidc-issuer",
+            format!(
+                "`{}` is not an OIDC issuer as IAM names its provider (host/path, no scheme, e.g. \
+                 oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE)",
+                issuer.escape_debug()
+            ),
+        )),
+        _ => {}
+    }
     if args.replicas < 2 && !args.no_frontend {
         problems.push(flag_problem(
             "--replicas",
@@ -249,6 +275,15 @@ fn settings<'a>(system: &System, args: &'a KubernetesArgs) -> Result<Settings<'a
     } else {
         Err(problems)
     }
+}
+
+/// An OIDC issuer as IAM names its identity provider: a DNS host and a
+/// path, without `https://`.
+fn is_oidc_issuer(text: &str) -> bool {
+    let (host, path) = text.split_once('/').unwrap_or((text, ""));
+    crate::model::is_dns_name(host)
+        && text.len() <= 255
+        && path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b))
 }
 
 /// `arn:aws:<service>:...:<resource prefix>...`, the partitions' spellings included.
@@ -668,14 +703,7 @@ fn frontend_objects(system: &System, settings: &Settings) -> Vec<Value> {
 /// Each role's Pod Identity association (ACK's EKS controller), by the
 /// ServiceAccount that uses it.
 fn pod_identity_objects(system: &System, settings: &Settings, cluster: &str) -> Vec<Value> {
-    let mut accounts: Vec<(&str, &Role)> = Vec::new();
-    if !settings.args.no_frontend {
-        accounts.extend(system.frontend.role.as_ref().map(|r| ("frontend", r)));
-    }
-    for service in &system.services {
-        accounts.extend(service.role.as_ref().map(|r| (service.name.as_str(), r)));
-    }
-    accounts
+    accounts(system, settings)
         .into_iter()
         .map(|(account, role)| {
             json!({
@@ -691,6 +719,60 @@ fn pod_identity_objects(system: &System, settings: &Settings, cluster: &str) -> 
             })
         })
         .collect()
+}
+
+/// Each role's trust policy, by role name: only this cluster's pods of
+/// that role's ServiceAccount may assume it. Pod Identity: EKS's service
+/// with the session tags it sets (Amazon EKS User Guide, "Create IAM role
+/// with trust policy required by EKS Pod Identity"); IRSA: the cluster's
+/// OIDC provider for `system:serviceaccount:<namespace>:<account>`.
+fn trust_policies(system: &System, settings: &Settings) -> Vec<(String, Value)> {
+    let namespace = settings.namespace();
+    accounts(system, settings)
+        .into_iter()
+        .map(|(account, role)| {
+            let statement = match (settings.args.identity, &settings.args.oidc_issuer) {
+                (Identity::Irsa, Some(issuer)) => json!({
+                    "Sid": "ThisClustersServiceAccountByIrsa",
+                    "Effect": "Allow",
+                    "Principal": {"Federated": format!("arn:aws:iam::{}:oidc-provider/{issuer}", settings.account)},
+                    "Action": "sts:AssumeRoleWithWebIdentity",
+                    "Condition": {"StringEquals": {
+                        format!("{issuer}:sub"): format!("system:serviceaccount:{namespace}:{account}"),
+                        format!("{issuer}:aud"): "sts.amazonaws.com",
+                    }},
+                }),
+                _ => json!({
+                    "Sid": "ThisClustersServiceAccountByPodIdentity",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "pods.eks.amazonaws.com"},
+                    "Action": ["sts:AssumeRole", "sts:TagSession"],
+                    "Condition": {"StringEquals": {
+                        "aws:RequestTag/eks-cluster-name": settings.args.cluster.clone().unwrap_or_default(),
+                        "aws:RequestTag/kubernetes-namespace": namespace,
+                        "aws:RequestTag/kubernetes-service-account": account,
+                    }},
+                }),
+            };
+            (
+                role.name.clone(),
+                json!({"Version": "2012-10-17", "Statement": [statement]}),
+            )
+        })
+        .collect()
+}
+
+/// The ServiceAccounts that carry a role, with it: the frontend's (unless
+/// --no-frontend) and each service's.
+fn accounts<'a>(system: &'a System, settings: &Settings) -> Vec<(&'a str, &'a Role)> {
+    let mut accounts: Vec<(&str, &Role)> = Vec::new();
+    if !settings.args.no_frontend {
+        accounts.extend(system.frontend.role.as_ref().map(|r| ("frontend", r)));
+    }
+    for service in &system.services {
+        accounts.extend(service.role.as_ref().map(|r| (service.name.as_str(), r)));
+    }
+    accounts
 }
 
 fn bug(message: String) -> Vec<Problem> {
@@ -775,6 +857,10 @@ pub fn render(system: &System, args: &KubernetesArgs) -> Result<output::Files, V
         "resources": resources,
     });
     files.insert(PathBuf::from(KUSTOMIZATION_FILE), yaml_file(HEADER, &[kustomization])?);
+    for (role, trust) in trust_policies(system, &settings) {
+        let text = serde_json::to_string_pretty(&trust).map_err(|e| bug(format!("bug in envoy-gen: {e}")))?;
+        files.insert(Path::new(TRUST_DIR).join(format!("{role}.json")), text + "\n");
+    }
     if let (Identity::PodIdentity, Some(cluster)) = (args.identity, &args.cluster) {
         let associations = pod_identity_objects(system, &settings, cluster);
         if !associations.is_empty() {
@@ -803,6 +889,7 @@ fn managed(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = ["", SERVICES_DIR, POD_IDENTITY_DIR]
         .iter()
         .flat_map(|sub| output::files_with(dir, sub, "yaml"))
+        .chain(output::files_with(dir, TRUST_DIR, "json"))
         .collect();
     out.sort();
     out

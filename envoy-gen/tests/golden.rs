@@ -81,7 +81,15 @@ fn kubernetes_flags(name: &str, system: &envoy_gen::model::System) -> Vec<String
     if system.frontend.role.is_some() {
         flags.extend(["--cluster".into(), format!("{name}-cluster")]);
     } else {
-        flags.extend(["--identity".into(), "irsa".into()]);
+        flags.extend([
+            "--identity".into(),
+            "irsa".into(),
+            "--oidc-issuer".into(),
+            format!(
+                "oidc.eks.{}.amazonaws.com/id/0A1B2C3D4E5F60718293A4B5C6D7E8F9",
+                system.signing.region
+            ),
+        ]);
     }
     flags
 }

@@ -218,6 +218,87 @@ fn auth_policies_are_the_documents_envoy_gen_policies_writes() {
     }
 }
 
+/// Each ServiceAccount with a role has that role's trust policy, which
+/// admits only this cluster's pods of that ServiceAccount: by EKS Pod
+/// Identity's session tags, or by IRSA's OIDC subject.
+#[test]
+fn each_role_trusts_only_its_service_account_in_this_cluster() {
+    for example in EXAMPLES {
+        let trust_dir = manifests_dir(example).join("iam/trust");
+        let mut seen = BTreeSet::new();
+        for (_, account) in all_objects(example) {
+            if account["kind"] != "ServiceAccount" {
+                continue;
+            }
+            let name = account["metadata"]["name"].as_str().unwrap();
+            let namespace = account["metadata"]["namespace"].as_str().unwrap();
+            let system = {
+                let path = spec(example);
+                let text = std::fs::read_to_string(&path).unwrap();
+                envoy_gen::load(Some((&path, &text)), &Default::default()).unwrap()
+            };
+            let role = if name == "frontend" {
+                system.frontend.role.clone()
+            } else {
+                system.service(name).unwrap().role.clone()
+            };
+            let Some(role) = role else { continue };
+            let file = trust_dir.join(format!("{}.json", role.name));
+            let trust: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            let statement = &trust["Statement"][0];
+            assert_eq!(trust["Statement"].as_array().unwrap().len(), 1, "{}", file.display());
+            assert_eq!(statement["Effect"], "Allow");
+            let conditions = &statement["Condition"]["StringEquals"];
+            match account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].as_str() {
+                // IRSA: the annotation names this role, and only this
+                // ServiceAccount's projected token is exchanged for it.
+                Some(arn) => {
+                    assert_eq!(arn, role.arn);
+                    let provider = statement["Principal"]["Federated"].as_str().unwrap();
+                    let issuer = provider.split_once(":oidc-provider/").unwrap().1;
+                    assert_eq!(statement["Action"], "sts:AssumeRoleWithWebIdentity");
+                    assert_eq!(
+                        conditions[format!("{issuer}:sub")],
+                        format!("system:serviceaccount:{namespace}:{name}")
+                    );
+                    assert_eq!(conditions[format!("{issuer}:aud")], "sts.amazonaws.com");
+                }
+                // Pod Identity: the association names this role, and EKS's
+                // session tags must be this cluster, namespace and account.
+                None => {
+                    assert_eq!(statement["Principal"]["Service"], "pods.eks.amazonaws.com");
+                    assert_eq!(
+                        statement["Action"],
+                        serde_json::json!(["sts:AssumeRole", "sts:TagSession"])
+                    );
+                    assert_eq!(conditions["aws:RequestTag/kubernetes-namespace"], namespace);
+                    assert_eq!(conditions["aws:RequestTag/kubernetes-service-account"], name);
+                    let association = all_objects(example)
+                        .into_iter()
+                        .find(|(_, o)| o["kind"] == "PodIdentityAssociation" && o["spec"]["serviceAccount"] == name)
+                        .unwrap()
+                        .1;
+                    assert_eq!(association["spec"]["roleARN"], role.arn.as_str());
+                    assert_eq!(
+                        conditions["aws:RequestTag/eks-cluster-name"],
+                        association["spec"]["clusterName"]
+                    );
+                }
+            }
+            seen.insert(file);
+        }
+        let all: BTreeSet<PathBuf> = std::fs::read_dir(&trust_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(
+            seen, all,
+            "{example}: one trust policy per role a ServiceAccount carries"
+        );
+        assert!(!all.is_empty());
+    }
+}
+
 /// What the Gateway API's CEL rules and the controller require of these
 /// objects, which no schema here checks: the HTTPS listener terminates TLS
 /// with the certificate as an option, each route has its host and a
@@ -514,7 +595,7 @@ fn bad_names_and_missing_flags_are_refused_with_where_and_why() {
     let dir = tempfile::tempdir().unwrap();
     let reference = std::fs::read_to_string(spec("reference")).unwrap();
     let out_dir = dir.path().join("out");
-    let cases: [(&str, String, Vec<&str>, &str); 5] = [
+    let cases: [(&str, String, Vec<&str>, &str); 6] = [
         (
             "a long service name",
             reference.replace("app3", "inventory-reporting-v2"),
@@ -538,6 +619,12 @@ fn bad_names_and_missing_flags_are_refused_with_where_and_why() {
             reference.clone(),
             vec![],
             "error: --cluster: is required with --identity pod-identity",
+        ),
+        (
+            "IRSA without the cluster's OIDC issuer",
+            reference.clone(),
+            vec!["--identity", "irsa"],
+            "error: --oidc-issuer: is required with --identity irsa",
         ),
         (
             "a certificate that is not an ACM ARN",
