@@ -336,8 +336,7 @@ fn is_role_arn(text: &str) -> bool {
     match parts.as_slice() {
         ["arn", partition, "iam", "", account, resource] => {
             partition.starts_with("aws")
-                && account.len() == 12
-                && account.bytes().all(|b| b.is_ascii_digit())
+                && crate::model::is_account_id(account)
                 && resource.strip_prefix("role/").is_some_and(|path| {
                     path.split('/').all(|n| {
                         !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))

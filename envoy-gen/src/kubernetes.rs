@@ -291,7 +291,7 @@ fn is_arn(text: &str, service: &str, resource: &str) -> bool {
     let parts: Vec<&str> = text.splitn(6, ':').collect();
     matches!(parts.as_slice(), ["arn", partition, s, _, account, rest]
         if partition.starts_with("aws") && *s == service
-            && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+            && crate::model::is_account_id(account)
             && rest.strip_prefix(resource).is_some_and(|id| !id.is_empty()
                 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')))
 }
@@ -350,13 +350,6 @@ fn check_services(system: &System, args: &KubernetesArgs, problems: &mut Vec<Pro
                 ),
             )),
             Some(_) => {}
-        }
-        if service.role.is_none() && !service.calls.is_empty() {
-            problems.push(problem(
-                &service.origin,
-                &format!("{}.role", service.field),
-                format!("service `{name}` calls other services, so its sidecar needs a role to sign with"),
-            ));
         }
     }
     if !args.no_frontend && system.frontend.role.is_none() {

@@ -215,12 +215,14 @@ fn emit(output: Option<&Path>, text: &str) -> Result<(), String> {
 /// The spec file's path and text, when one is given.
 fn read_spec(arg: &SpecArg) -> Result<Option<(PathBuf, String)>, String> {
     match &arg.spec {
-        Some(path) => Ok(Some((
-            path.clone(),
-            std::fs::read_to_string(path).map_err(|e| format!("error: {}: {e}\n", path.display()))?,
-        ))),
+        Some(path) => Ok(Some((path.clone(), read_spec_file(path)?))),
         None => Ok(None),
     }
+}
+
+/// The text of the spec file at `path`, or an error naming it.
+fn read_spec_file(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("error: {}: {e}\n", path.display()))
 }
 
 fn run_frontend(command: FrontendCommand) -> Result<(), String> {
@@ -291,8 +293,7 @@ fn write_or_check<E: std::fmt::Display, D: std::fmt::Display>(
 }
 
 fn run_ecs(command: EcsCommand) -> Result<(), String> {
-    let text =
-        std::fs::read_to_string(&command.spec).map_err(|e| format!("error: {}: {e}\n", command.spec.display()))?;
+    let text = read_spec_file(&command.spec)?;
     let source = Some((command.spec.as_path(), text.as_str()));
     let system = envoy_gen::load(source, &Overrides::default())?;
     let files = ecs::render(&system, &command.ecs).map_err(|p| report(&p, source))?;
@@ -307,8 +308,7 @@ fn run_ecs(command: EcsCommand) -> Result<(), String> {
 }
 
 fn run_kubernetes(command: KubernetesCommand) -> Result<(), String> {
-    let text =
-        std::fs::read_to_string(&command.spec).map_err(|e| format!("error: {}: {e}\n", command.spec.display()))?;
+    let text = read_spec_file(&command.spec)?;
     let source = Some((command.spec.as_path(), text.as_str()));
     let system = envoy_gen::load(source, &Overrides::default())?;
     let files = kubernetes::render(&system, &command.kubernetes).map_err(|p| report(&p, source))?;
@@ -323,8 +323,7 @@ fn run_kubernetes(command: KubernetesCommand) -> Result<(), String> {
 }
 
 fn run_cloudformation(command: CloudformationCommand) -> Result<(), String> {
-    let text =
-        std::fs::read_to_string(&command.spec).map_err(|e| format!("error: {}: {e}\n", command.spec.display()))?;
+    let text = read_spec_file(&command.spec)?;
     let source = Some((command.spec.as_path(), text.as_str()));
     let system = envoy_gen::load(source, &Overrides::default())?;
     let rendered = cloudformation::render(&system, &command.task, command.split).map_err(|p| report(&p, source))?;

@@ -9,16 +9,15 @@
 //! Envoys the spec describes.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
+mod support;
+
 use envoy_gen::ecs::{RUN_DIR, SPEC_PATH};
 use envoy_gen::model::System;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use support::root;
 
 /// The examples that are whole systems, each with its stack.
 const EXAMPLES: [&str; 3] = ["platform", "reference", "services-only"];
@@ -156,21 +155,10 @@ fn envoys(example: &str, region: &str) -> Vec<Envoy> {
     out
 }
 
-/// `deploy/entrypoint.sh` run with `environment` and `true` for Envoy,
-/// rendering into `run`, under bash (the script's interpreter: the image
-/// runs it through its `#!/bin/bash`).
+/// The image's entrypoint with `environment` (support::entrypoint), this
+/// build's envoy-gen rendering.
 fn entrypoint(environment: &BTreeMap<String, String>, run: &Path) -> Output {
-    let mut env = environment.clone();
-    env.insert("ENVOY_RUN_DIR".into(), run.display().to_string());
-    env.insert("ENVOY_BIN".into(), "true".into());
-    env.insert("ENVOY_GEN_BIN".into(), env!("CARGO_BIN_EXE_envoy-gen").into());
-    env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
-    Command::new("bash")
-        .arg(root().join("deploy/entrypoint.sh"))
-        .env_clear()
-        .envs(&env)
-        .output()
-        .unwrap()
+    support::entrypoint(environment, run, env!("CARGO_BIN_EXE_envoy-gen"))
 }
 
 /// The container's environment as the test runs it: the spec and the CA

@@ -12,14 +12,13 @@
 //! - what the spec or flags get wrong is refused with file, line and field.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
+mod support;
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use support::root;
 
 /// The examples with manifests: the reference (Pod Identity) and the
 /// services alone (IRSA).
@@ -369,19 +368,10 @@ fn routes_and_gateway_follow_the_controllers_rules() {
     }
 }
 
-/// `deploy/entrypoint.sh` with `environment`, `true` for Envoy.
+/// The image's entrypoint with `environment` (support::entrypoint), this
+/// build's envoy-gen rendering.
 fn entrypoint(environment: &BTreeMap<String, String>, run: &Path) -> Output {
-    let mut env = environment.clone();
-    env.insert("ENVOY_RUN_DIR".into(), run.display().to_string());
-    env.insert("ENVOY_BIN".into(), "true".into());
-    env.insert("ENVOY_GEN_BIN".into(), env!("CARGO_BIN_EXE_envoy-gen").into());
-    env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
-    Command::new("bash")
-        .arg(root().join("deploy/entrypoint.sh"))
-        .env_clear()
-        .envs(&env)
-        .output()
-        .unwrap()
+    support::entrypoint(environment, run, env!("CARGO_BIN_EXE_envoy-gen"))
 }
 
 /// The Envoy containers of an example: (where, environment, ServiceAccount).

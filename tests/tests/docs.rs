@@ -108,21 +108,7 @@ fn rendered_text(md: &str) -> String {
             }
             '`' => {
                 let run = chars[i..].iter().take_while(|x| **x == '`').count();
-                // The closing run of exactly the same length, if any.
-                let mut j = i + run;
-                let mut close = None;
-                while j < chars.len() {
-                    if chars[j] == '`' {
-                        let r = chars[j..].iter().take_while(|x| **x == '`').count();
-                        if r == run {
-                            close = Some(j);
-                            break;
-                        }
-                        j += r;
-                    } else {
-                        j += 1;
-                    }
-                }
+                let close = closing_backticks(&chars, i + run, run);
                 match close {
                     Some(j) => {
                         let code: String = chars[i + run..j].iter().collect();
@@ -303,20 +289,7 @@ fn without_code_spans(line: &str) -> String {
         }
         if chars[i] == '`' {
             let run = chars[i..].iter().take_while(|x| **x == '`').count();
-            let mut j = i + run;
-            let mut close = None;
-            while j < chars.len() {
-                if chars[j] == '`' {
-                    let r = chars[j..].iter().take_while(|x| **x == '`').count();
-                    if r == run {
-                        close = Some(j);
-                        break;
-                    }
-                    j += r;
-                } else {
-                    j += 1;
-                }
-            }
+            let close = closing_backticks(&chars, i + run, run);
             if let Some(j) = close {
                 out.extend(std::iter::repeat_n(' ', j + run - i));
                 i = j + run;
@@ -667,4 +640,22 @@ fn a_broken_link_or_anchor_is_caught() {
         "{why:?}"
     );
     assert_eq!(why[3], "leads out of the repository");
+}
+
+/// Where the code span opened by a run of `run` backticks closes: the next
+/// run of exactly that length at or after `from`, if any.
+fn closing_backticks(chars: &[char], from: usize, run: usize) -> Option<usize> {
+    let mut j = from;
+    while j < chars.len() {
+        if chars[j] == '`' {
+            let r = chars[j..].iter().take_while(|x| **x == '`').count();
+            if r == run {
+                return Some(j);
+            }
+            j += r;
+        } else {
+            j += 1;
+        }
+    }
+    None
 }

@@ -26,7 +26,8 @@ pub(super) fn loopback_address(
     Some(addr)
 }
 
-pub(super) fn is_account_id(s: &str) -> bool {
+/// A 12-digit AWS account id.
+pub fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
