@@ -71,7 +71,7 @@ fn venv_tool(name: &str) -> PathBuf {
     let path = root().join(".venv/bin").join(name);
     assert!(
         path.is_file(),
-        "{} is missing: run `make k8s-tools` (make test does)",
+        "{} is missing: run `make k8s-tools` and `make cfn-tools` (make test does)",
         path.display()
     );
     path
@@ -296,6 +296,46 @@ fn each_role_trusts_only_its_service_account_in_this_cluster() {
         );
         assert!(!all.is_empty());
     }
+}
+
+/// Each trust policy is a document IAM takes as a role's
+/// `AssumeRolePolicyDocument`: cfn-lint (AWS's CloudFormation linter, from
+/// `make cfn-tools`) checks it in an `AWS::IAM::Role` and reports nothing,
+/// and is shown to catch a broken one.
+#[test]
+fn trust_policies_pass_cfn_lint_as_a_roles_assume_role_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfn_lint = venv_tool("cfn-lint");
+    let lint = |name: &str, trust: &Value| {
+        let template = serde_json::json!({
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": trust}}},
+        });
+        let path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, template.to_string()).unwrap();
+        Command::new(&cfn_lint).arg(&path).output().unwrap()
+    };
+    let mut checked = 0;
+    for example in EXAMPLES {
+        for entry in std::fs::read_dir(manifests_dir(example).join("iam/trust")).unwrap() {
+            let file = entry.unwrap().path();
+            let trust: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            let out = lint(&format!("{example}-{checked}"), &trust);
+            assert!(out.status.success(), "{}: {}", file.display(), text(&out));
+            assert_eq!(text(&out), "", "{}", file.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "only {checked} trust policies");
+    let trust: Value = serde_json::from_str(
+        &std::fs::read_to_string(manifests_dir("reference").join("iam/trust/app2.json"))
+            .unwrap()
+            .replace("\"Allow\"", "\"Allowed\""),
+    )
+    .unwrap();
+    let out = lint("broken", &trust);
+    assert!(!out.status.success(), "a broken trust policy passed: {}", text(&out));
+    assert!(text(&out).contains("E3530"), "{}", text(&out));
 }
 
 /// What the Gateway API's CEL rules and the controller require of these
